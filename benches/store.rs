@@ -1,0 +1,509 @@
+//! Benchmarks of the store on realistic host data: 10 000 node_exporter-like
+//! series (20 hosts × 500) scraped every second for an hour.
+//!
+//! Besides criterion's timings this prints the figures the store must meet:
+//! bytes per sample all-in (from `stats().bytes`, cross-checked against the
+//! allocator), and a comparison of the chunk codec with pco and Gorilla XOR.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+use criterion::{BatchSize, Criterion, Throughput};
+use hourglass::model::{Labels, MatchOp, Matcher};
+use hourglass::store::chunk::Codec;
+use hourglass::store::{SeriesRef, Store, StoreConfig};
+
+/// Counts live heap bytes, to check `stats().bytes` against.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const HOSTS: usize = 20;
+const SERIES_PER_HOST: usize = 500;
+const SECONDS: usize = 3600;
+const T0: i64 = 1_700_000_000_000;
+
+mod data {
+    //! A deterministic generator of node_exporter-like host metrics.
+
+    use hourglass::model::Labels;
+
+    /// SplitMix64: small, fast, good enough for test data.
+    #[derive(Clone)]
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+        }
+        pub fn u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        pub fn f64(&mut self) -> f64 {
+            (self.u64() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        pub fn normal(&mut self) -> f64 {
+            // Irwin–Hall: the sum of 4 uniforms, rescaled to unit variance.
+            let s: f64 = (0..4).map(|_| self.f64()).sum();
+            (s - 2.0) * 3f64.sqrt()
+        }
+        pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+            lo + (hi - lo) * self.f64()
+        }
+    }
+
+    /// How one series moves from one second to the next.
+    #[derive(Clone)]
+    pub enum Kind {
+        Const(f64),
+        /// A counter of integer units (value = n * mult / 10^dec) growing by
+        /// about `mean` ± `sd` units a second; the mean breathes slowly.
+        Counter {
+            n: i64,
+            mult: i64,
+            dec: i32,
+            mean: f64,
+            sd: f64,
+            period: f64,
+        },
+        /// A byte counter with heavy-tailed increments of `mult` bytes,
+        /// idle with probability `idle`.
+        Bursty {
+            n: i64,
+            mult: i64,
+            mu: f64,
+            sigma: f64,
+            idle: f64,
+        },
+        /// A gauge of integer units that moves with probability `p` by a
+        /// step of about `sd` units, kept within [lo, hi].
+        Gauge {
+            n: i64,
+            mult: i64,
+            dec: i32,
+            p: f64,
+            sd: f64,
+            lo: i64,
+            hi: i64,
+        },
+        /// A full-precision float such as a duration.
+        Float { mean: f64, sd: f64 },
+        /// `node_time_seconds`: the scrape time with nanoseconds.
+        TimeSeconds,
+    }
+
+    pub struct Series {
+        pub labels: Labels,
+        pub kind: Kind,
+        pub rng: Rng,
+        pub t: u64,
+    }
+
+    impl Series {
+        /// The value at the next scrape, taken at `ts` ms.
+        pub fn next(&mut self, ts: i64) -> f64 {
+            let r = &mut self.rng;
+            self.t += 1;
+            match &mut self.kind {
+                Kind::Const(v) => *v,
+                Kind::Counter {
+                    n,
+                    mult,
+                    dec,
+                    mean,
+                    sd,
+                    period,
+                } => {
+                    let m = *mean * (1.0 + 0.3 * (self.t as f64 / *period).sin());
+                    *n += (m + *sd * r.normal()).round().max(0.0) as i64;
+                    scaled(*n * *mult, *dec)
+                }
+                Kind::Bursty {
+                    n,
+                    mult,
+                    mu,
+                    sigma,
+                    idle,
+                } => {
+                    if r.f64() >= *idle {
+                        *n += (*mu + *sigma * r.normal()).exp().round() as i64;
+                    }
+                    (*n * *mult) as f64
+                }
+                Kind::Gauge {
+                    n,
+                    mult,
+                    dec,
+                    p,
+                    sd,
+                    lo,
+                    hi,
+                } => {
+                    if r.f64() < *p {
+                        *n = (*n + (*sd * r.normal()).round() as i64).clamp(*lo, *hi);
+                    }
+                    scaled(*n * *mult, *dec)
+                }
+                Kind::Float { mean, sd } => (*mean + *sd * r.normal()).abs(),
+                Kind::TimeSeconds => {
+                    let ns = ts * 1_000_000 + (r.u64() % 1_000_000) as i64;
+                    ns as f64 / 1e9
+                }
+            }
+        }
+    }
+
+    /// As procfs computes seconds from ticks: a division, not a multiplication.
+    fn scaled(n: i64, dec: i32) -> f64 {
+        if dec == 0 {
+            n as f64
+        } else {
+            n as f64 / 10f64.powi(dec)
+        }
+    }
+
+    struct Host<'a> {
+        out: &'a mut Vec<Series>,
+        instance: String,
+        rng: Rng,
+    }
+
+    impl Host<'_> {
+        fn add(&mut self, name: &str, extra: &[(&str, &str)], kind: Kind) {
+            let mut pairs: Vec<(&str, &str)> = vec![
+                ("__name__", name),
+                ("job", "node"),
+                ("instance", &self.instance),
+            ];
+            pairs.extend_from_slice(extra);
+            let seed = self.rng.u64();
+            self.out.push(Series {
+                labels: Labels::from_pairs(&pairs),
+                kind,
+                rng: Rng::new(seed),
+                t: 0,
+            });
+        }
+
+        fn counter(&mut self, name: &str, extra: &[(&str, &str)], dec: i32, mean: f64, sd: f64) {
+            let start = (mean.max(1.0) * self.rng.range(1e4, 1e6)) as i64;
+            let period = self.rng.range(300.0, 3000.0);
+            self.add(
+                name,
+                extra,
+                Kind::Counter {
+                    n: start,
+                    mult: 1,
+                    dec,
+                    mean,
+                    sd,
+                    period,
+                },
+            );
+        }
+
+        fn bursty(&mut self, name: &str, extra: &[(&str, &str)], mult: i64, mean: f64, sigma: f64, idle: f64) {
+            let n = (mean * self.rng.range(1e4, 1e6)) as i64;
+            self.add(
+                name,
+                extra,
+                Kind::Bursty {
+                    n,
+                    mult,
+                    mu: mean.ln(),
+                    sigma,
+                    idle,
+                },
+            );
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn gauge(&mut self, name: &str, extra: &[(&str, &str)], mult: i64, dec: i32, p: f64, sd: f64, lo: i64, hi: i64) {
+            let n = (lo + hi) / 2 + (self.rng.normal() * (hi - lo) as f64 / 8.0) as i64;
+            self.add(
+                name,
+                extra,
+                Kind::Gauge {
+                    n,
+                    mult,
+                    dec,
+                    p,
+                    sd,
+                    lo,
+                    hi,
+                },
+            );
+        }
+    }
+
+    /// 500 series of one host, as node_exporter exposes them.
+    pub fn host(h: usize, out: &mut Vec<Series>) {
+        let start = out.len();
+        let mut host = Host {
+            out,
+            instance: format!("host-{h:02}.example.internal:9100"),
+            rng: Rng::new(h as u64 + 1),
+        };
+        let x = &mut host;
+        let cpus: Vec<String> = (0..16).map(|c| c.to_string()).collect();
+        for cpu in &cpus {
+            let load = x.rng.range(0.05, 0.6);
+            let c = cpu.as_str();
+            let m = |mode| [("cpu", c), ("mode", mode)];
+            x.counter("node_cpu_seconds_total", &m("idle"), 2, 100.0 * (1.0 - load), 3.0);
+            let user = 70.0 * load;
+            x.counter("node_cpu_seconds_total", &m("user"), 2, user, 2.0 + user * 0.2);
+            let sys = 25.0 * load;
+            x.counter("node_cpu_seconds_total", &m("system"), 2, sys, 1.0 + sys * 0.2);
+            x.counter("node_cpu_seconds_total", &m("iowait"), 2, 0.5, 0.8);
+            x.counter("node_cpu_seconds_total", &m("irq"), 2, 0.05, 0.2);
+            x.counter("node_cpu_seconds_total", &m("softirq"), 2, 0.4, 0.6);
+            x.counter("node_cpu_seconds_total", &m("steal"), 2, 0.1, 0.3);
+            x.add("node_cpu_seconds_total", &m("nice"), Kind::Const(12.34));
+            x.counter("node_softnet_processed_total", &[("cpu", c)], 0, 200.0, 80.0);
+            x.add("node_softnet_dropped_total", &[("cpu", c)], Kind::Const(0.0));
+            x.counter("node_softnet_times_squeezed_total", &[("cpu", c)], 0, 0.02, 0.15);
+            x.counter("node_schedstat_timeslices_total", &[("cpu", c)], 0, 300.0, 100.0);
+            x.add("node_cpu_guest_seconds_total", &[("cpu", c), ("mode", "user")], Kind::Const(0.0));
+        }
+        for (dev, bytes, idle) in [("eth0", 150_000.0, 0.0), ("eth1", 1.0, 1.0), ("lo", 20_000.0, 0.1), ("docker0", 3_000.0, 0.5)] {
+            let d = [("device", dev)];
+            x.bursty("node_network_receive_bytes_total", &d, 1, bytes, 1.0, idle);
+            x.bursty("node_network_transmit_bytes_total", &d, 1, bytes * 0.6, 1.0, idle);
+            let pk = bytes / 700.0 * (1.0 - idle);
+            x.counter("node_network_receive_packets_total", &d, 0, pk, pk * 0.5);
+            x.counter("node_network_transmit_packets_total", &d, 0, pk * 0.8, pk * 0.4);
+            x.add("node_network_receive_errs_total", &d, Kind::Const(0.0));
+            x.add("node_network_transmit_errs_total", &d, Kind::Const(0.0));
+            x.counter("node_network_receive_drop_total", &d, 0, 0.01, 0.1);
+            x.add("node_network_transmit_drop_total", &d, Kind::Const(0.0));
+            x.add("node_network_mtu_bytes", &d, Kind::Const(if dev == "lo" { 65536.0 } else { 1500.0 }));
+            x.add("node_network_up", &d, Kind::Const(1.0));
+            x.add("node_network_carrier", &d, Kind::Const(1.0));
+            x.add("node_network_speed_bytes", &d, Kind::Const(1.25e9));
+        }
+        for dev in ["nvme0n1", "nvme1n1", "sda", "dm-0"] {
+            let d = [("device", dev)];
+            x.counter("node_disk_reads_completed_total", &d, 0, 5.0, 8.0);
+            x.counter("node_disk_writes_completed_total", &d, 0, 20.0, 15.0);
+            x.bursty("node_disk_read_bytes_total", &d, 4096, 8.0, 1.5, 0.6);
+            x.bursty("node_disk_written_bytes_total", &d, 4096, 30.0, 1.2, 0.3);
+            x.counter("node_disk_read_time_seconds_total", &d, 3, 3.0, 4.0);
+            x.counter("node_disk_write_time_seconds_total", &d, 3, 20.0, 20.0);
+            x.counter("node_disk_io_time_seconds_total", &d, 3, 15.0, 10.0);
+            x.counter("node_disk_io_time_weighted_seconds_total", &d, 3, 40.0, 40.0);
+            x.gauge("node_disk_io_now", &d, 1, 0, 0.3, 1.0, 0, 4);
+        }
+        let constant_mem = [
+            "MemTotal", "SwapTotal", "SwapFree", "HugePages_Total", "HugePages_Free", "HugePages_Rsvd",
+            "HugePages_Surp", "Hugepagesize", "VmallocTotal", "CmaTotal", "CmaFree", "DirectMap4k",
+            "DirectMap2M", "DirectMap1G", "Mlocked",
+        ];
+        for m in constant_mem {
+            let v = (x.rng.u64() % 50_000_000) as f64 * 1024.0;
+            x.add(&format!("node_memory_{m}_bytes"), &[], Kind::Const(v));
+        }
+        let moving_mem: [(&str, f64, f64); 30] = [
+            ("MemFree", 0.9, 2000.0), ("MemAvailable", 0.9, 2000.0), ("Cached", 0.7, 500.0),
+            ("Buffers", 0.5, 20.0), ("Active", 0.8, 1000.0), ("Inactive", 0.8, 1000.0),
+            ("Active_anon", 0.8, 800.0), ("Inactive_anon", 0.5, 200.0), ("Active_file", 0.6, 400.0),
+            ("Inactive_file", 0.6, 400.0), ("Dirty", 0.9, 300.0), ("Writeback", 0.2, 50.0),
+            ("AnonPages", 0.8, 800.0), ("Mapped", 0.3, 50.0), ("Shmem", 0.2, 20.0), ("Slab", 0.6, 30.0),
+            ("SReclaimable", 0.5, 25.0), ("SUnreclaim", 0.5, 10.0), ("KernelStack", 0.3, 4.0),
+            ("PageTables", 0.5, 20.0), ("Committed_AS", 0.7, 1000.0), ("VmallocUsed", 0.1, 8.0),
+            ("Percpu", 0.05, 4.0), ("AnonHugePages", 0.05, 2048.0), ("Unevictable", 0.01, 1.0),
+            ("SwapCached", 0.01, 1.0), ("KReclaimable", 0.5, 25.0), ("Bounce", 0.0, 0.0),
+            ("WritebackTmp", 0.0, 0.0), ("Inactive_file_low", 0.3, 100.0),
+        ];
+        for (m, p, sd) in moving_mem {
+            x.gauge(&format!("node_memory_{m}_bytes"), &[], 1024, 0, p, sd, 0, 30_000_000);
+        }
+        for (mp, dev, fs, busy) in [
+            ("/", "/dev/nvme0n1p2", "ext4", 0.6), ("/boot", "/dev/nvme0n1p1", "vfat", 0.0),
+            ("/var", "/dev/nvme1n1p1", "xfs", 0.8), ("/home", "/dev/sda1", "ext4", 0.1),
+            ("/run", "tmpfs", "tmpfs", 0.3), ("/dev/shm", "tmpfs", "tmpfs", 0.05),
+            ("/var/lib/docker", "/dev/mapper/docker", "xfs", 0.5), ("/tmp", "tmpfs", "tmpfs", 0.2),
+        ] {
+            let l = [("device", dev), ("fstype", fs), ("mountpoint", mp)];
+            let size = (x.rng.u64() % 100_000_000 + 1_000_000) as f64 * 4096.0;
+            x.add("node_filesystem_size_bytes", &l, Kind::Const(size));
+            x.add("node_filesystem_files", &l, Kind::Const((size / 16384.0).round()));
+            x.add("node_filesystem_readonly", &l, Kind::Const(0.0));
+            x.add("node_filesystem_device_error", &l, Kind::Const(0.0));
+            x.gauge("node_filesystem_avail_bytes", &l, 4096, 0, busy, 50.0, 0, 100_000_000);
+            x.gauge("node_filesystem_free_bytes", &l, 4096, 0, busy, 50.0, 0, 100_000_000);
+            x.gauge("node_filesystem_files_free", &l, 1, 0, busy * 0.5, 5.0, 0, 10_000_000);
+        }
+        x.gauge("node_load1", &[], 1, 2, 0.8, 5.0, 0, 1600);
+        x.gauge("node_load5", &[], 1, 2, 0.6, 2.0, 0, 1600);
+        x.gauge("node_load15", &[], 1, 2, 0.4, 1.0, 0, 1600);
+        x.bursty("node_vmstat_pgpgin", &[], 1, 50.0, 1.5, 0.6);
+        x.bursty("node_vmstat_pgpgout", &[], 1, 200.0, 1.2, 0.3);
+        x.add("node_vmstat_pswpin", &[], Kind::Const(0.0));
+        x.add("node_vmstat_pswpout", &[], Kind::Const(0.0));
+        x.counter("node_vmstat_pgfault", &[], 0, 20_000.0, 8_000.0);
+        x.counter("node_vmstat_pgmajfault", &[], 0, 0.3, 0.7);
+        x.add("node_vmstat_oom_kill", &[], Kind::Const(0.0));
+        for (i, mean) in [1.0, 5.0, 40.0, 300.0, 1000.0].into_iter().enumerate() {
+            x.counter(&format!("node_vmstat_misc{i}"), &[], 0, mean, mean * 0.5 + 0.3);
+        }
+        x.bursty("node_netstat_IpExt_InOctets", &[], 1, 200_000.0, 1.0, 0.0);
+        x.bursty("node_netstat_IpExt_OutOctets", &[], 1, 120_000.0, 1.0, 0.0);
+        for i in 0..38 {
+            // Means spread log-uniformly from 0.001 to 2000 a second.
+            let mean = 10f64.powf(x.rng.range(-3.0, 3.3));
+            x.counter(&format!("node_netstat_Stat{i}"), &[], 0, mean, mean * 0.5 + 0.3);
+        }
+        for i in 0..16 {
+            let (p, sd) = [(0.3, 2.0), (0.6, 5.0), (0.1, 1.0), (0.5, 3.0)][i % 4];
+            x.gauge(&format!("node_sockstat_Gauge{i}"), &[], 1, 0, p, sd, 0, 2000);
+        }
+        for i in 0..8 {
+            let sensor = format!("temp{i}");
+            let mult = [1000, 500, 125, 1000][i % 4];
+            x.gauge("node_hwmon_temp_celsius", &[("chip", "platform_coretemp_0"), ("sensor", &sensor)], mult, 3, 0.3, 1.0, 25_000 / mult, 90_000 / mult);
+        }
+        x.counter("node_context_switches_total", &[], 0, 15_000.0, 5_000.0);
+        x.counter("node_intr_total", &[], 0, 20_000.0, 6_000.0);
+        x.counter("node_forks_total", &[], 0, 5.0, 4.0);
+        x.gauge("node_procs_running", &[], 1, 0, 0.9, 2.0, 1, 20);
+        x.gauge("node_procs_blocked", &[], 1, 0, 0.3, 1.0, 0, 5);
+        x.add("node_boot_time_seconds", &[], Kind::Const(1_699_000_000.0));
+        x.add("node_entropy_available_bits", &[], Kind::Const(256.0));
+        x.gauge("node_filefd_allocated", &[], 1, 0, 0.5, 10.0, 1000, 100_000);
+        x.add("node_time_seconds", &[], Kind::TimeSeconds);
+        x.add("up", &[], Kind::Const(1.0));
+        x.add("scrape_samples_scraped", &[], Kind::Const(500.0));
+        x.add("scrape_duration_seconds", &[], Kind::Float { mean: 0.015, sd: 0.004 });
+        x.add("node_timex_offset_seconds", &[], Kind::Float { mean: 0.0, sd: 1e-4 });
+        x.add("node_timex_frequency_adjustment_ratio", &[], Kind::Float { mean: 1.00001, sd: 1e-7 });
+        for c in ["cpu", "diskstats", "filesystem", "meminfo", "netdev", "netstat", "vmstat"] {
+            x.add("node_scrape_collector_duration_seconds", &[("collector", c)], Kind::Float { mean: 0.002, sd: 0.001 });
+        }
+        for (r, mean, sd) in [("cpu_waiting", 20_000.0, 15_000.0), ("io_waiting", 5_000.0, 5_000.0), ("io_stalled", 3_000.0, 3_000.0), ("memory_waiting", 100.0, 300.0), ("memory_stalled", 50.0, 150.0)] {
+            x.counter(&format!("node_pressure_{r}_seconds_total"), &[], 6, mean, sd);
+        }
+        x.add("node_uname_info", &[("release", "6.8.0-45-generic"), ("machine", "x86_64")], Kind::Const(1.0));
+        x.add("node_os_info", &[("id", "ubuntu"), ("version_id", "24.04")], Kind::Const(1.0));
+        assert_eq!(x.out.len() - start, super::SERIES_PER_HOST);
+    }
+
+    /// Scrape timestamps of one host: every second, a fixed offset per host
+    /// and 0–4 ms of jitter.
+    pub fn timestamps(h: usize, n: usize) -> Vec<i64> {
+        let mut r = Rng::new(1000 + h as u64);
+        (0..n as i64)
+            .map(|i| super::T0 + h as i64 * 37 + i * 1000 + (r.u64() % 5) as i64)
+            .collect()
+    }
+}
+
+/// All series with their generators, host by host.
+fn all_series(hosts: usize) -> Vec<data::Series> {
+    let mut v = Vec::with_capacity(hosts * SERIES_PER_HOST);
+    for h in 0..hosts {
+        data::host(h, &mut v);
+    }
+    v
+}
+
+/// Every series' full hour: (timestamps, values).
+fn series_columns(hosts: usize) -> Vec<(Vec<i64>, Vec<f64>)> {
+    let mut out = Vec::new();
+    for (i, mut s) in all_series(hosts).into_iter().enumerate() {
+        let ts = data::timestamps(i / SERIES_PER_HOST, SECONDS);
+        let vals = ts.iter().map(|&t| s.next(t)).collect();
+        out.push((ts, vals));
+    }
+    out
+}
+
+/// Compares codecs on 2 hosts (1000 series × 1 h): data bytes per sample and
+/// full-decode time per sample, at several chunk sizes.
+fn report_codecs() {
+    let cols = series_columns(2);
+    let samples: usize = cols.iter().map(|c| c.0.len()).sum();
+    println!("\ncodec comparison, {} series × {} s ({} samples), data bytes only:", cols.len(), SECONDS, samples);
+    println!("{:<34} {:>8} {:>12} {:>14}", "codec", "chunk", "bytes/sample", "decode ns/smp");
+    for chunk in [64, 120, 128, 256, 512] {
+        for xor in [false, true] {
+            let mut codec = Codec::new();
+            let mut enc = Vec::new();
+            let mut bytes = 0;
+            for (ts, vals) in &cols {
+                for (t, v) in ts.chunks(chunk).zip(vals.chunks(chunk)) {
+                    let mut b = Vec::new();
+                    if xor {
+                        codec.encode_xor(t, v, &mut b);
+                    } else {
+                        codec.encode(t, v, &mut b);
+                    }
+                    bytes += b.len();
+                    enc.push((t[0], b));
+                }
+            }
+            let start = Instant::now();
+            for _ in 0..3 {
+                for (mint, b) in &enc {
+                    black_box(codec.decode(b, *mint).unwrap());
+                }
+            }
+            let ns = start.elapsed().as_nanos() as f64 / 3.0 / samples as f64;
+            let name = if xor { "FOR ts + Gorilla XOR values" } else { "hourglass (FOR/decimal/XOR)" };
+            println!("{:<34} {:>8} {:>12.3} {:>14.2}", name, chunk, bytes as f64 / samples as f64, ns);
+        }
+    }
+    for chunk in [128, 256, 1024, 3600] {
+        let cfg = pco::ChunkConfig::default();
+        let mut enc = Vec::new();
+        let mut bytes = 0;
+        for (ts, vals) in &cols {
+            for (t, v) in ts.chunks(chunk).zip(vals.chunks(chunk)) {
+                let bt = pco::standalone::simple_compress(t, &cfg).unwrap();
+                let bv = pco::standalone::simple_compress(v, &cfg).unwrap();
+                bytes += bt.len() + bv.len();
+                enc.push((t.len(), bt, bv));
+            }
+        }
+        let (mut dt, mut dv) = (vec![0i64; 3600], vec![0f64; 3600]);
+        let start = Instant::now();
+        for _ in 0..3 {
+            for (n, bt, bv) in &enc {
+                pco::standalone::simple_decompress_into(bt, &mut dt[..*n]).unwrap();
+                pco::standalone::simple_decompress_into(bv, &mut dv[..*n]).unwrap();
+                black_box((&dt, &dv));
+            }
+        }
+        let ns = start.elapsed().as_nanos() as f64 / 3.0 / samples as f64;
+        println!("{:<34} {:>8} {:>12.3} {:>14.2}", "pco 1.1 (level 8, ts + values)", chunk, bytes as f64 / samples as f64, ns);
+    }
+    println!();
+}
+
+fn main() {
+    report_codecs();
+}

@@ -1,0 +1,228 @@
+//! PromQL functions, one family per file, and the machinery that slides
+//! range-vector windows over steps.
+
+mod histogram;
+mod labels;
+mod math;
+mod over_time;
+mod rate;
+mod time;
+mod vector;
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{Call, Expr};
+
+use super::eval::Evaluator;
+use super::value::{Batch, RangeData, Steps, Val};
+use super::{PromqlError, Result};
+
+/// Every function this engine implements. Anything else the parser knows is
+/// rejected up front rather than answered wrongly.
+const SUPPORTED: &[&str] = &[
+    // rate.rs
+    "rate", "irate", "increase", "delta", "idelta", "deriv", "predict_linear", "resets", "changes",
+    // over_time.rs
+    "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
+    "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time",
+    "first_over_time", "present_over_time", "mad_over_time", "ts_of_first_over_time",
+    "ts_of_last_over_time", "ts_of_max_over_time", "ts_of_min_over_time",
+    // vector.rs
+    "absent", "absent_over_time", "scalar", "vector", "sort", "sort_desc",
+    // math.rs
+    "abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "round", "clamp",
+    "clamp_min", "clamp_max", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+    "tanh", "asinh", "acosh", "atanh", "deg", "rad", "pi",
+    // time.rs
+    "time", "timestamp", "minute", "hour", "day_of_week", "day_of_month", "day_of_year",
+    "days_in_month", "month", "year",
+    // labels.rs
+    "label_replace", "label_join",
+    // histogram.rs
+    "histogram_quantile",
+];
+
+pub(crate) fn check_supported(c: &Call) -> Result<()> {
+    let name = c.func.name;
+    if !SUPPORTED.contains(&name) {
+        return Err(PromqlError::Unsupported(format!("unsupported function {name}")));
+    }
+    // The parser skips its type check for some literal arguments (`exp(NaN)`).
+    let types = &c.func.arg_types;
+    for (i, a) in c.args.args.iter().enumerate() {
+        let want = types[i.min(types.len().saturating_sub(1))];
+        let got = a.value_type();
+        if want != got {
+            return Err(PromqlError::Parse(format!(
+                "expected type {} in call to function '{name}', got {}",
+                type_name(want),
+                type_name(got)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+    }
+}
+
+pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, steps: Steps) -> Result<Val> {
+    check_supported(c)?;
+    let name = c.func.name;
+    let args: Vec<&Expr> = c.args.args.iter().map(|a| unwrap_parens(a)).collect();
+    if let Some(f) = math::simple(name) {
+        let b = ev.eval_vector(args[0], steps)?;
+        return Ok(Val::Vector(math::apply(b, f)?));
+    }
+    if let Some(v) = rate::eval(ev, name, &args, steps)? {
+        return Ok(Val::Vector(v));
+    }
+    if let Some(v) = over_time::eval(ev, name, &args, steps)? {
+        return Ok(Val::Vector(v));
+    }
+    match name {
+        "time" => Ok(Val::Scalar(
+            (0..steps.len()).map(|k| steps.t(k) as f64 / 1000.0).collect(),
+        )),
+        "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps.len()])),
+        "round" | "clamp" | "clamp_min" | "clamp_max" => {
+            math::with_params(ev, name, &args, steps).map(Val::Vector)
+        }
+        "vector" => vector::vector(ev, &args, steps).map(Val::Vector),
+        "scalar" => vector::scalar(ev, &args, steps).map(Val::Scalar),
+        "absent" => vector::absent(ev, &args, steps).map(Val::Vector),
+        "absent_over_time" => vector::absent_over_time(ev, &args, steps).map(Val::Vector),
+        "sort" | "sort_desc" => vector::sort(ev, name == "sort_desc", &args, steps).map(Val::Vector),
+        "timestamp" => time::timestamp(ev, &args, steps).map(Val::Vector),
+        "label_replace" => labels::label_replace(ev, &args, steps).map(Val::Vector),
+        "label_join" => labels::label_join(ev, &args, steps).map(Val::Vector),
+        "histogram_quantile" => histogram::histogram_quantile(ev, &args, steps).map(Val::Vector),
+        _ => match time::date_fn(name) {
+            Some(f) => time::date(ev, f, &args, steps).map(Val::Vector),
+            None => Err(PromqlError::Unsupported(format!("unsupported function {name}"))),
+        },
+    }
+}
+
+/// Prometheus strips parentheses around function arguments before
+/// evaluation (it matters for `timestamp((x))` and `absent((x))`).
+fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+/// The samples one step of a range function sees.
+pub(crate) struct Window<'a> {
+    /// Timestamps and values of the samples in the window (never empty).
+    pub ts: &'a [i64],
+    pub vals: &'a [f64],
+    /// Where the window starts and ends within the series' samples.
+    pub lo: usize,
+    pub hi: usize,
+    /// Step index and evaluation time.
+    pub k: usize,
+    pub eval_t: i64,
+    /// The window `(range_start, range_end]`.
+    pub range_start: i64,
+    pub range_end: i64,
+    pub range: i64,
+}
+
+/// A range-vector function.
+pub(crate) trait WindowFn {
+    /// Called with all samples of a series before its windows.
+    fn begin_series(&mut self, _ts: &[i64], _vals: &[f64]) {}
+    /// The value for one window, or nothing.
+    fn eval(&mut self, w: &Window) -> Option<f64>;
+}
+
+/// A range-vector function that needs no per-series preparation.
+pub(crate) struct PerWindow<F>(pub F);
+
+impl<F: FnMut(&Window) -> Option<f64>> WindowFn for PerWindow<F> {
+    fn eval(&mut self, w: &Window) -> Option<f64> {
+        (self.0)(w)
+    }
+}
+
+/// Slides every step's window over the selected samples of each series and
+/// applies `f`; empty windows give no value. Functions other than
+/// `last_over_time`/`first_over_time` drop the metric name, and then label
+/// sets that became equal are an error, as in Prometheus.
+pub(crate) fn apply_windows(
+    rd: &RangeData,
+    steps: Steps,
+    f: &mut impl WindowFn,
+    drop_name: bool,
+) -> Result<Batch> {
+    let n = steps.len();
+    let b = &rd.batch;
+    let mut out = Batch::with_capacity(b.len(), b.len() * n.min(16));
+    for i in 0..b.len() {
+        let (ts, vals) = (b.ts(i), b.vals(i));
+        f.begin_series(ts, vals);
+        let (mut lo, mut hi) = (0, 0);
+        for k in 0..n {
+            let end = rd.window_end(&steps, k);
+            let start = end - rd.range;
+            while hi < ts.len() && ts[hi] <= end {
+                hi += 1;
+            }
+            while lo < hi && ts[lo] <= start {
+                lo += 1;
+            }
+            if lo >= hi {
+                continue;
+            }
+            let w = Window {
+                ts: &ts[lo..hi],
+                vals: &vals[lo..hi],
+                lo,
+                hi,
+                k,
+                eval_t: steps.t(k),
+                range_start: start,
+                range_end: end,
+                range: rd.range,
+            };
+            if let Some(v) = f.eval(&w) {
+                out.push(steps.t(k), v);
+            }
+        }
+        let mut meta = b.series[i].clone();
+        meta.drop_name |= drop_name;
+        out.finish_series(meta);
+    }
+    if drop_name && !b.names_uniform() {
+        out = out.resolve_duplicates(false)?;
+    }
+    Ok(out)
+}
+
+/// Evaluates the scalar argument of a function, or a constant default.
+pub(crate) fn scalar_arg(
+    ev: &mut Evaluator,
+    arg: Option<&&Expr>,
+    default: f64,
+    steps: Steps,
+) -> Result<Vec<f64>> {
+    match arg {
+        Some(e) => ev.eval_scalar(e, steps),
+        None => Ok(vec![default; steps.len()]),
+    }
+}
+
+/// The string literal argument of a function.
+pub(crate) fn string_arg(arg: &Expr) -> Result<&str> {
+    match arg {
+        Expr::StringLiteral(s) => Ok(&s.val),
+        _ => Err(PromqlError::Eval("expected a string literal argument".into())),
+    }
+}

@@ -1,0 +1,292 @@
+//! End-to-end tests: the real `hourglass` binary, a temporary config file,
+//! and the HTTP API queried as a user (or Grafana) would.
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hourglass");
+
+/// A running agent, killed when dropped.
+struct Agent {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+/// Starts the agent with `config` (its `listen` is filled in) and waits until
+/// it is ready.
+fn start_agent(config: &str) -> Agent {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let path: PathBuf = dir.path().join("hourglass.yml");
+    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}")).expect("write config");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("HOURGLASS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hourglass");
+    let agent = Agent {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    wait_until(Duration::from_secs(20), || {
+        client()
+            .get(format!("{}/-/ready", agent.base))
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+    agent
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn get_json(url: &str) -> (u16, Value) {
+    let r = client().get(url).send().expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().expect("json body"))
+}
+
+fn query(agent: &Agent, q: &str) -> Value {
+    let (status, v) = get_json(&format!(
+        "{}/api/v1/query?query={}",
+        agent.base,
+        urlencode(q)
+    ));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "success", "{v}");
+    v
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn proc_meminfo_bytes(key: &str) -> f64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .expect("key in meminfo");
+    let kb: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024.0
+}
+
+#[test]
+fn agent_scrapes_host_and_answers_promql() {
+    let agent = start_agent("sources:\n  host: {interval: 1s}\n");
+    // Two scrapes.
+    wait_until(Duration::from_secs(15), || {
+        let v = query(&agent, "count_over_time(up{job=\"host\"}[1m])");
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .is_some_and(|n| n >= 2.0)
+    });
+
+    // MemTotal equals /proc/meminfo exactly.
+    let v = query(&agent, "node_memory_MemTotal_bytes");
+    assert_eq!(v["data"]["resultType"], "vector");
+    let got: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(got, proc_meminfo_bytes("MemTotal"));
+    assert_eq!(v["data"]["result"][0]["metric"]["job"], "host");
+
+    // up is 1.
+    let v = query(&agent, "up{job=\"host\"}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
+
+    // A scalar, as Prometheus renders it.
+    let v = query(&agent, "1 + 1");
+    assert_eq!(v["data"]["resultType"], "scalar");
+    assert_eq!(v["data"]["result"][1], "2");
+
+    // query_range returns the points.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (status, v) = get_json(&format!(
+        "{}/api/v1/query_range?query=up&start={}&end={}&step=1",
+        agent.base,
+        now - 30.0,
+        now
+    ));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["resultType"], "matrix");
+    let points = v["data"]["result"][0]["values"].as_array().unwrap();
+    assert!(points.len() >= 2, "{v}");
+    assert!(points.iter().all(|p| p[1] == "1"), "{v}");
+
+    // POST form works like GET.
+    let r = client()
+        .post(format!("{}/api/v1/query", agent.base))
+        .form(&[("query", "node_load1")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // A bad query: Prometheus's error JSON with HTTP 400.
+    let (status, v) = get_json(&format!("{}/api/v1/query?query=sum(", agent.base));
+    assert_eq!(status, 400);
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["errorType"], "bad_data");
+    assert!(v["error"].as_str().unwrap().contains("parse"), "{v}");
+
+    // Series and label endpoints, as Grafana uses them.
+    let (status, v) = get_json(&format!(
+        "{}/api/v1/series?match[]={}",
+        agent.base,
+        urlencode("node_network_receive_bytes_total")
+    ));
+    assert_eq!(status, 200, "{v}");
+    assert!(v["data"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    let (_, v) = get_json(&format!("{}/api/v1/labels", agent.base));
+    let names: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    assert!(names.contains(&"__name__") && names.contains(&"job"), "{v}");
+    let (_, v) = get_json(&format!("{}/api/v1/label/__name__/values", agent.base));
+    let metrics: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    for m in [
+        "node_cpu_seconds_total",
+        "node_memory_MemAvailable_bytes",
+        "node_load1",
+        "process_resident_memory_bytes",
+        "scrape_duration_seconds",
+    ] {
+        assert!(metrics.contains(&m), "{m} missing from {metrics:?}");
+    }
+
+    // The agent's own metrics.
+    let text = client()
+        .get(format!("{}/metrics", agent.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.contains("hourglass_store_series "), "{text}");
+    assert!(text.contains("hourglass_query_duration_seconds_count"), "{text}");
+}
+
+#[test]
+fn sigterm_stops_the_agent_cleanly_in_time() {
+    let mut agent = start_agent("");
+    let pid = agent.child.id().to_string();
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = loop {
+        if let Some(s) = agent.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(5), "agent still running after 5 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "exit status {code:?}");
+    let mut stderr = String::new();
+    if let Some(mut e) = agent.child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn runs_without_a_config_file() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOURGLASS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hourglass");
+    let base = format!("http://127.0.0.1:{port}");
+    let ok = (|| {
+        for _ in 0..100 {
+            if let Ok(r) = client()
+                .get(format!("{base}/api/v1/query?query=node_memory_MemAvailable_bytes"))
+                .send()
+            {
+                if let Ok(v) = r.json::<Value>() {
+                    if v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
+                        return true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "no node_memory_MemAvailable_bytes from the default configuration");
+}
+
+#[test]
+fn check_config_reports_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "listen: 127.0.0.1:9977\nglobal:\n  scrape_interval: fast\n").unwrap();
+    let out = Command::new(BIN).args(["check", "config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
+
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, "sources:\n  host: {interval: 2s}\n").unwrap();
+    let out = Command::new(BIN).args(["check", "config"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("source host: every 2s"), "{text}");
+}
+
+#[test]
+fn example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/hourglass.example.yml");
+    let out = Command::new(BIN)
+        .args(["check", "config", example])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
