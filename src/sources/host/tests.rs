@@ -2,9 +2,14 @@
 //! fixture files for the cases a live machine does not show (offline CPUs,
 //! partitions, escaped mount points, missing files).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
+
+use super::filesystem::*;
+use super::parse::*;
 use super::*;
 
 fn ctx() -> ScrapeCtx {
@@ -314,6 +319,8 @@ cgroup2 /sys/fs/cgroup cgroup2 rw 0 0
 /dev/vdb /no\\040such\\040dir ext4 rw 0 0
 tmpfs /tmp tmpfs rw 0 0
 /dev/vdc /tmp xfs rw 0 0
+/dev/vdd /var ext4 rw 0 0
+overlay /var overlay rw 0 0
 ";
     let dir = fixture(&[("self/mounts", mounts)]);
     let mut c = HostCollector::with_proc_root(dir.path());
@@ -323,8 +330,9 @@ tmpfs /tmp tmpfs rw 0 0
         .filter(|k| k.starts_with("node_filesystem_avail_bytes"))
         .map(|k| k.as_str())
         .collect();
-    // /tmp is reported once, as its topmost mount; the unescaped path does
-    // not exist here, so statvfs fails and it is skipped.
+    // /tmp is reported once, as its topmost mount; /var not at all, as its
+    // topmost mount is an excluded type; the unescaped path does not exist
+    // here, so statvfs fails and it is skipped.
     assert_eq!(
         fs,
         vec![
