@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod promql;
+pub mod rules;
 pub mod sources;
 pub mod store;
 pub mod telemetry;
