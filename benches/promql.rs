@@ -110,6 +110,13 @@ fn main() {
     c.bench_function("store select of the instant query (5m window)", |b| {
         b.iter(|| black_box(store.select(&matchers, END - 300_000 + 1, END)))
     });
+    let mut reused = Default::default();
+    c.bench_function("store select_into, buffers reused (5m window)", |b| {
+        b.iter(|| {
+            store.select_into(&matchers, END - 300_000 + 1, END, &mut reused);
+            black_box(&reused);
+        })
+    });
     let mut c = c.sample_size(10);
     c.bench_function("range 1h step 60s sum by (job) (rate(x[5m])) 10k series", |b| {
         b.iter(|| {

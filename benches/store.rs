@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use hourglass::model::{Labels, MatchOp, Matcher};
+use hourglass::model::{MatchOp, Matcher};
 use hourglass::store::chunk::Codec;
 use hourglass::store::{SeriesRef, Store, StoreConfig};
 
@@ -442,68 +442,239 @@ fn series_columns(hosts: usize) -> Vec<(Vec<i64>, Vec<f64>)> {
     out
 }
 
-/// Compares codecs on 2 hosts (1000 series × 1 h): data bytes per sample and
-/// full-decode time per sample, at several chunk sizes.
+/// Compares codecs on 2 hosts (1000 series × 1 h): bytes per sample of
+/// the timestamp and value columns, and full-decode time per sample, at
+/// several chunk sizes. (In the store, series scraped together share their
+/// timestamp columns, so values are what counts per series.)
 fn report_codecs() {
     let cols = series_columns(2);
     let samples: usize = cols.iter().map(|c| c.0.len()).sum();
     println!("\ncodec comparison, {} series × {} s ({} samples), data bytes only:", cols.len(), SECONDS, samples);
-    println!("{:<34} {:>8} {:>12} {:>14}", "codec", "chunk", "bytes/sample", "decode ns/smp");
-    for chunk in [64, 120, 128, 256, 512] {
+    println!("{:<32} {:>6} {:>9} {:>9} {:>14}", "codec", "chunk", "ts B/smp", "val B/smp", "decode ns/smp");
+    let row = |name: &str, chunk: usize, ts: usize, vals: usize, ns: f64| {
+        let n = samples as f64;
+        println!("{:<32} {:>6} {:>9.3} {:>9.3} {:>14.2}", name, chunk, ts as f64 / n, vals as f64 / n, ns);
+    };
+    for chunk in [64, 128, 256, 512] {
         for xor in [false, true] {
             let mut codec = Codec::new();
             let mut enc = Vec::new();
-            let mut bytes = 0;
+            let (mut tb, mut vb) = (0, 0);
             for (ts, vals) in &cols {
                 for (t, v) in ts.chunks(chunk).zip(vals.chunks(chunk)) {
-                    let mut b = Vec::new();
+                    let (mut bt, mut bv) = (Vec::new(), Vec::new());
+                    codec.encode_ts(t, &mut bt);
                     if xor {
-                        codec.encode_xor(t, v, &mut b);
+                        codec.encode_values_xor(v, &mut bv);
                     } else {
-                        codec.encode(t, v, &mut b);
+                        codec.encode_values(v, &mut bv);
                     }
-                    bytes += b.len();
-                    enc.push((t[0], b));
+                    tb += bt.len();
+                    vb += bv.len();
+                    enc.push((t[0], t.len(), bt, bv));
                 }
             }
-            let start = Instant::now();
-            for _ in 0..3 {
-                for (mint, b) in &enc {
-                    black_box(codec.decode(b, *mint).unwrap());
+            let ns = best_of(3, || {
+                for (mint, n, bt, bv) in &enc {
+                    black_box(codec.decode_ts(bt, *mint, *n).unwrap());
+                    black_box(codec.decode_values(bv, *n).unwrap());
                 }
-            }
-            let ns = start.elapsed().as_nanos() as f64 / 3.0 / samples as f64;
+            }) * 1e9
+                / samples as f64;
             let name = if xor { "FOR ts + Gorilla XOR values" } else { "hourglass (FOR/decimal/XOR)" };
-            println!("{:<34} {:>8} {:>12.3} {:>14.2}", name, chunk, bytes as f64 / samples as f64, ns);
+            row(name, chunk, tb, vb, ns);
         }
     }
     for chunk in [128, 256, 1024, 3600] {
         let cfg = pco::ChunkConfig::default();
         let mut enc = Vec::new();
-        let mut bytes = 0;
+        let (mut tb, mut vb) = (0, 0);
         for (ts, vals) in &cols {
             for (t, v) in ts.chunks(chunk).zip(vals.chunks(chunk)) {
                 let bt = pco::standalone::simple_compress(t, &cfg).unwrap();
                 let bv = pco::standalone::simple_compress(v, &cfg).unwrap();
-                bytes += bt.len() + bv.len();
+                tb += bt.len();
+                vb += bv.len();
                 enc.push((t.len(), bt, bv));
             }
         }
         let (mut dt, mut dv) = (vec![0i64; 3600], vec![0f64; 3600]);
-        let start = Instant::now();
-        for _ in 0..3 {
+        let ns = best_of(3, || {
             for (n, bt, bv) in &enc {
                 pco::standalone::simple_decompress_into(bt, &mut dt[..*n]).unwrap();
                 pco::standalone::simple_decompress_into(bv, &mut dv[..*n]).unwrap();
                 black_box((&dt, &dv));
             }
-        }
-        let ns = start.elapsed().as_nanos() as f64 / 3.0 / samples as f64;
-        println!("{:<34} {:>8} {:>12.3} {:>14.2}", "pco 1.1 (level 8, ts + values)", chunk, bytes as f64 / samples as f64, ns);
+        }) * 1e9
+            / samples as f64;
+        row("pco 1.1 (level 8)", chunk, tb, vb, ns);
     }
     println!();
 }
 
+/// The shortest of `n` runs, in seconds: the machine is shared and noisy.
+fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// Builds the store of `hosts` × 500 series over `seconds`, scrape by
+/// scrape as the scrape loops would (cached refs, one timestamp per host
+/// and scrape). Returns the store, the last timestamp and the time spent
+/// appending (generation excluded).
+fn build_store(hosts: usize, seconds: usize) -> (Store, i64, f64) {
+    let store = Store::new(StoreConfig::default());
+    let mut series = all_series(hosts);
+    let refs: Vec<SeriesRef> = series.iter().map(|s| store.get_or_create(&s.labels).unwrap()).collect();
+    let ts: Vec<Vec<i64>> = (0..hosts).map(|h| data::timestamps(h, seconds)).collect();
+    let mut batch = vec![0f64; series.len()];
+    let mut appending = 0f64;
+    for sec in 0..seconds {
+        for (i, s) in series.iter_mut().enumerate() {
+            batch[i] = s.next(ts[i / SERIES_PER_HOST][sec]);
+        }
+        let start = Instant::now();
+        for (i, (&r, &v)) in refs.iter().zip(&batch).enumerate() {
+            store.append(r, ts[i / SERIES_PER_HOST][sec], v).unwrap();
+        }
+        appending += start.elapsed().as_secs_f64();
+    }
+    let last = ts.iter().map(|t| t[seconds - 1]).max().unwrap();
+    (store, last, appending)
+}
+
+/// Builds the full store, prints what it holds and returns it.
+fn report_memory(hosts: usize, seconds: usize) -> (Store, i64) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let (store, last, secs) = build_store(hosts, seconds);
+    // The generator's state is freed by now; what remains is the store.
+    let live = LIVE.load(Ordering::Relaxed) - before;
+    let st = store.stats();
+    let n = st.samples as f64;
+    println!("store of {} series × {} s = {} samples (chunk of {} samples):", st.series, seconds, st.samples, hourglass::store::DEFAULT_CHUNK_SAMPLES);
+    println!("  stats().bytes       {:>12}  = {:.3} bytes/sample all-in", st.bytes, st.bytes as f64 / n);
+    println!("    chunk data        {:>12}  = {:.3} bytes/sample", st.chunk_bytes, st.chunk_bytes as f64 / n);
+    println!("    index and labels  {:>12}  = {:.3} bytes/sample", st.index_bytes, st.index_bytes as f64 / n);
+    println!("    other (heads, chunk tables, slack)  = {:.3} bytes/sample", (st.bytes - st.chunk_bytes - st.index_bytes) as f64 / n);
+    println!("  allocator: live     {:>12}  = {:.3} bytes/sample (requested sizes, no malloc overhead)", live, live as f64 / n);
+    println!("  chunks {}, append during build: {:.2} M samples/s (one thread)", st.chunks, n / secs / 1e6);
+    println!();
+    (store, last)
+}
+
+fn bench_append(c: &mut Criterion, hosts: usize, seconds: usize) {
+    // Pre-generated values; each iteration appends them to a fresh store
+    // with the series already created, as a scrape loop with cached refs.
+    let mut series = all_series(hosts);
+    let ts: Vec<Vec<i64>> = (0..hosts).map(|h| data::timestamps(h, seconds)).collect();
+    let cols: Vec<Vec<f64>> = series
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| ts[i / SERIES_PER_HOST].iter().map(|&t| s.next(t)).collect())
+        .collect();
+    let n = series.len() * seconds;
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    g.bench_function(format!("{}_series_x_{}s", series.len(), seconds), |b| {
+        b.iter_batched(
+            || {
+                let store = Store::new(StoreConfig::default());
+                let refs: Vec<SeriesRef> = series.iter().map(|s| store.get_or_create(&s.labels).unwrap()).collect();
+                (store, refs)
+            },
+            |(store, refs)| {
+                for sec in 0..seconds {
+                    for (i, &r) in refs.iter().enumerate() {
+                        store.append(r, ts[i / SERIES_PER_HOST][sec], cols[i][sec]).unwrap();
+                    }
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn bench_select(c: &mut Criterion, store: &Store, last: i64) {
+    let job = Matcher::new(MatchOp::Equal, "job", "node");
+    let cpu = Matcher::new(MatchOp::Equal, "__name__", "node_cpu_seconds_total");
+    let cases: [(&str, Vec<Matcher>, i64); 3] = [
+        ("all_series_5m", vec![job.clone()], 300_000),
+        ("cpu_seconds_5m", vec![cpu], 300_000),
+        ("all_series_1m", vec![job], 60_000),
+    ];
+    let mut g = c.benchmark_group("select");
+    g.sample_size(20);
+    for (name, ms, window) in cases {
+        let set = store.select(&ms, last - window, last);
+        println!("select {name}: {} series, {} samples", set.series.len(), set.ts.len());
+        g.throughput(Throughput::Elements(set.ts.len() as u64));
+        g.bench_function(name, |b| b.iter(|| black_box(store.select(&ms, last - window, last))));
+    }
+    g.finish();
+}
+
+/// `HG_PROFILE=<hosts>`: build a store of that many hosts and loop
+/// `select_into` over the 5-minute window, for profiling with perf.
+fn profile(hosts: usize) {
+    let (store, last, secs) = build_store(hosts, SECONDS);
+    println!("append: {:.2} M samples/s", store.stats().samples as f64 / secs / 1e6);
+    if std::env::var("HG_APPEND_ONLY").is_ok() {
+        return;
+    }
+    let ms = [Matcher::new(MatchOp::Equal, "job", "node")];
+    let mut out = hourglass::store::SeriesSet::default();
+    let mut best = f64::MAX;
+    for _ in 0..200 {
+        let start = Instant::now();
+        store.select_into(&ms, last - 300_000, last, &mut out);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!("select_into {} series × 5 m: best {:.3} ms, {} samples", out.series.len(), best * 1e3, out.ts.len());
+    let mut best = f64::MAX;
+    for _ in 0..200 {
+        let start = Instant::now();
+        let mut n = 0;
+        store.select_each(&ms, last - 300_000, last, |_, t, _| n += t.len());
+        black_box(n);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!("select_each {} series × 5 m: best {:.3} ms", out.series.len(), best * 1e3);
+    // One host's 500 series: small enough to stay in cache between runs,
+    // so this shows the cost of decoding alone.
+    let one = [Matcher::new(MatchOp::Equal, "instance", "host-00.example.internal:9100")];
+    let mut best = f64::MAX;
+    let mut n = 0;
+    let reps = std::env::var("HG_REPS").map_or(1000, |r| r.parse().unwrap());
+    for _ in 0..reps {
+        let start = Instant::now();
+        n = 0;
+        store.select_each(&one, last - 300_000, last, |_, t, _| n += t.len());
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!("select_each 500 series (cached) × 5 m: best {:.3} ms, {:.2} ns/sample", best * 1e3, best * 1e9 / n as f64);
+}
+
 fn main() {
-    report_codecs();
+    if let Ok(h) = std::env::var("HG_PROFILE") {
+        return profile(h.parse().expect("HG_PROFILE=<hosts>"));
+    }
+    // `cargo test --benches` runs this with --test: keep it short then.
+    let quick = std::env::args().any(|a| a == "--test");
+    let (hosts, seconds) = if quick { (1, 300) } else { (HOSTS, SECONDS) };
+    if !quick {
+        report_codecs();
+    }
+    let (store, last) = report_memory(hosts, seconds);
+    let mut c = Criterion::default().configure_from_args();
+    bench_append(&mut c, hosts, if quick { 30 } else { 300 });
+    bench_select(&mut c, &store, last);
+    c.final_summary();
 }

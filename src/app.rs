@@ -50,7 +50,12 @@ async fn run_async(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
-    tasks.extend(crate::sources::start_all(&cfg, &store, &registry, &shutdown_rx));
+    tasks.extend(crate::sources::start_all(
+        &cfg,
+        &store,
+        &registry,
+        &shutdown_rx,
+    ));
     tasks.push(spawn_pruner(store.clone(), shutdown_rx.clone()));
 
     let state = ApiState::new(store.clone(), engine, registry.clone());
@@ -124,7 +129,9 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 
 #[cfg(not(unix))]
 async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("cannot wait for ctrl-c")
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for ctrl-c")
 }
 
 fn spawn_pruner(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
@@ -162,8 +169,18 @@ fn register_agent_metrics(registry: &Registry, store: &Arc<Store>) {
             1.0,
         );
         let st = store.stats();
-        w.single("hourglass_store_series", "gauge", "Series held in the store.", st.series as f64);
-        w.single("hourglass_store_chunks", "gauge", "Compressed chunks held in the store.", st.chunks as f64);
+        w.single(
+            "hourglass_store_series",
+            "gauge",
+            "Series held in the store.",
+            st.series as f64,
+        );
+        w.single(
+            "hourglass_store_chunks",
+            "gauge",
+            "Compressed chunks held in the store.",
+            st.chunks as f64,
+        );
         w.single(
             "hourglass_store_bytes",
             "gauge",

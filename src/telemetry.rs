@@ -116,7 +116,9 @@ impl Registry {
 }
 
 /// Upper bounds (seconds) of the query-duration histogram.
-const QUERY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0];
+const QUERY_BUCKETS: [f64; 10] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0,
+];
 
 /// A fixed-bucket histogram of query durations, lock-free.
 #[derive(Default)]
@@ -144,7 +146,11 @@ impl QueryMetrics {
 
     pub fn collect(self: &Arc<Self>, w: &mut MetricsWriter) {
         let name = "hourglass_query_duration_seconds";
-        w.family(name, "histogram", "Time taken by PromQL queries through the HTTP API.");
+        w.family(
+            name,
+            "histogram",
+            "Time taken by PromQL queries through the HTTP API.",
+        );
         let bucket = format!("{name}_bucket");
         for (b, le) in self.buckets.iter().zip(QUERY_BUCKETS) {
             let le = le.to_string();
@@ -192,9 +198,18 @@ mod tests {
         let mut w = MetricsWriter::new();
         q.collect(&mut w);
         let s = w.finish();
-        assert!(s.contains("hourglass_query_duration_seconds_bucket{le=\"0.0025\"} 1\n"), "{s}");
-        assert!(s.contains("hourglass_query_duration_seconds_bucket{le=\"1\"} 2\n"), "{s}");
-        assert!(s.contains("hourglass_query_duration_seconds_count 2\n"), "{s}");
+        assert!(
+            s.contains("hourglass_query_duration_seconds_bucket{le=\"0.0025\"} 1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("hourglass_query_duration_seconds_bucket{le=\"1\"} 2\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("hourglass_query_duration_seconds_count 2\n"),
+            "{s}"
+        );
         assert!(s.contains("hourglass_query_errors_total 1\n"), "{s}");
     }
 }

@@ -72,7 +72,10 @@ fn start_agent(config: &str) -> Agent {
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -181,10 +184,20 @@ fn agent_scrapes_host_and_answers_promql() {
     assert_eq!(status, 200, "{v}");
     assert!(v["data"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
     let (_, v) = get_json(&format!("{}/api/v1/labels", agent.base));
-    let names: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
     assert!(names.contains(&"__name__") && names.contains(&"job"), "{v}");
     let (_, v) = get_json(&format!("{}/api/v1/label/__name__/values", agent.base));
-    let metrics: Vec<&str> = v["data"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    let metrics: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
     for m in [
         "node_cpu_seconds_total",
         "node_memory_MemAvailable_bytes",
@@ -203,7 +216,10 @@ fn agent_scrapes_host_and_answers_promql() {
         .text()
         .unwrap();
     assert!(text.contains("hourglass_store_series "), "{text}");
-    assert!(text.contains("hourglass_query_duration_seconds_count"), "{text}");
+    assert!(
+        text.contains("hourglass_query_duration_seconds_count"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -220,7 +236,10 @@ fn sigterm_stops_the_agent_cleanly_in_time() {
         if let Some(s) = agent.child.try_wait().expect("wait") {
             break s;
         }
-        assert!(sent.elapsed() < Duration::from_secs(5), "agent still running after 5 s");
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "agent still running after 5 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "exit status {code:?}");
@@ -245,11 +264,16 @@ fn runs_without_a_config_file() {
     let ok = (|| {
         for _ in 0..100 {
             if let Ok(r) = client()
-                .get(format!("{base}/api/v1/query?query=node_memory_MemAvailable_bytes"))
+                .get(format!(
+                    "{base}/api/v1/query?query=node_memory_MemAvailable_bytes"
+                ))
                 .send()
             {
                 if let Ok(v) = r.json::<Value>() {
-                    if v["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
+                    if v["data"]["result"]
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty())
+                    {
                         return true;
                     }
                 }
@@ -260,23 +284,43 @@ fn runs_without_a_config_file() {
     })();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(ok, "no node_memory_MemAvailable_bytes from the default configuration");
+    assert!(
+        ok,
+        "no node_memory_MemAvailable_bytes from the default configuration"
+    );
 }
 
 #[test]
 fn check_config_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yml");
-    std::fs::write(&bad, "listen: 127.0.0.1:9977\nglobal:\n  scrape_interval: fast\n").unwrap();
-    let out = Command::new(BIN).args(["check", "config"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        "listen: 127.0.0.1:9977\nglobal:\n  scrape_interval: fast\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
 
     let good = dir.path().join("good.yml");
     std::fs::write(&good, "sources:\n  host: {interval: 2s}\n").unwrap();
-    let out = Command::new(BIN).args(["check", "config"]).arg(&good).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check", "config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("source host: every 2s"), "{text}");
 }
@@ -288,5 +332,10 @@ fn example_config_is_valid() {
         .args(["check", "config", example])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

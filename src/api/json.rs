@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn scalars_and_special_floats() {
         let s = success(|o| push_query_data(o, &Value::Scalar(f64::NEG_INFINITY), 1_500));
-        assert_eq!(s, r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"-Inf"]}}"#);
+        assert_eq!(
+            s,
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"-Inf"]}}"#
+        );
         let s = success(|o| push_query_data(o, &Value::Scalar(0.1), -1_500));
         assert!(s.contains("[-1.5,\"0.1\"]"), "{s}");
     }

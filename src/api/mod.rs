@@ -81,7 +81,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/status/buildinfo", get(buildinfo))
-        .route("/api/v1/metadata", get(|| async { ok_json(json::success(|o| o.push_str("{}"))) }))
+        .route(
+            "/api/v1/metadata",
+            get(|| async { ok_json(json::success(|o| o.push_str("{}"))) }),
+        )
         .route(
             "/api/v1/query_exemplars",
             get(|| async { ok_json(json::success(|o| o.push_str("[]"))) }),
@@ -144,7 +147,8 @@ type ApiResult = Result<Response, ApiError>;
 fn param_time(p: &params::Params, name: &str, default: i64) -> Result<i64, ApiError> {
     match p.get(name) {
         None | Some("") => Ok(default),
-        Some(s) => parse_time(s).map_err(|e| ApiError::bad_data(format!("invalid parameter {name:?}: {e}"))),
+        Some(s) => parse_time(s)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter {name:?}: {e}"))),
     }
 }
 
@@ -176,7 +180,10 @@ async fn evaluate(
     let timed_out = || ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         kind: "timeout",
-        message: format!("query timed out after {}", humantime::format_duration(timeout)),
+        message: format!(
+            "query timed out after {}",
+            humantime::format_duration(timeout)
+        ),
     };
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -213,7 +220,9 @@ async fn query(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -
     let t = param_time(&p, "time", (st.now)())?;
     let timeout = timeout_of(&p)?;
     let value = evaluate(&st, timeout, move |e, s| e.instant_query(s, &expr, t)).await?;
-    Ok(ok_json(json::success(|o| json::push_query_data(o, &value, t))))
+    Ok(ok_json(json::success(|o| {
+        json::push_query_data(o, &value, t)
+    })))
 }
 
 async fn query_range(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
@@ -246,9 +255,13 @@ async fn query_range(State(st): State<ApiState>, RawQuery(q): RawQuery, body: By
         ));
     }
     let timeout = timeout_of(&p)?;
-    let value =
-        evaluate(&st, timeout, move |e, s| e.range_query(s, &expr, start, end, step)).await?;
-    Ok(ok_json(json::success(|o| json::push_query_data(o, &value, end))))
+    let value = evaluate(&st, timeout, move |e, s| {
+        e.range_query(s, &expr, start, end, step)
+    })
+    .await?;
+    Ok(ok_json(json::success(|o| {
+        json::push_query_data(o, &value, end)
+    })))
 }
 
 /// The matcher sets of `match[]` parameters; each is a series selector.
@@ -282,12 +295,7 @@ fn selectors(p: &params::Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
 }
 
 /// Series matching any of the selectors (all series when there are none).
-fn matching_series(
-    st: &ApiState,
-    sets: &[Vec<Matcher>],
-    mint: i64,
-    maxt: i64,
-) -> Vec<Arc<Labels>> {
+fn matching_series(st: &ApiState, sets: &[Vec<Matcher>], mint: i64, maxt: i64) -> Vec<Arc<Labels>> {
     if sets.is_empty() {
         return st.store.series(&[], mint, maxt);
     }
@@ -354,8 +362,12 @@ async fn label_values(
     let mint = param_time(&p, "start", i64::MIN)?;
     let maxt = param_time(&p, "end", i64::MAX)?;
     let values = if sets.len() <= 1 {
-        st.store
-            .label_values(&name, sets.first().map(Vec::as_slice).unwrap_or(&[]), mint, maxt)
+        st.store.label_values(
+            &name,
+            sets.first().map(Vec::as_slice).unwrap_or(&[]),
+            mint,
+            maxt,
+        )
     } else {
         let mut v: Vec<String> = sets
             .iter()
@@ -380,7 +392,10 @@ async fn buildinfo() -> Response {
 
 async fn metrics(State(st): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         st.registry.render(),
     )
         .into_response()

@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn times_in_both_formats() {
         assert_eq!(parse_time("1435781451.781").unwrap(), 1_435_781_451_781);
-        assert_eq!(parse_time("2015-07-01T20:10:51.781Z").unwrap(), 1_435_781_451_781);
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z").unwrap(),
+            1_435_781_451_781
+        );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("NaN").is_err());
     }

@@ -41,10 +41,8 @@ pub fn expand_env(
                     .find('}')
                     .ok_or_else(|| err("unclosed \"${\" (write $$ for a literal $)".into()))?;
                 let name = &tail[..end];
-                let valid = !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let valid =
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
                     return Err(err(format!("invalid variable name {name:?} in ${{...}}")));
                 }

@@ -144,12 +144,13 @@ impl Config {
 
     /// Parses configuration text; `name` is used in error messages.
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
-        let expanded = expand_env(text, |k| std::env::var(k).ok()).map_err(|e| ConfigError::At {
-            file: name.to_owned(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        })?;
+        let expanded =
+            expand_env(text, |k| std::env::var(k).ok()).map_err(|e| ConfigError::At {
+                file: name.to_owned(),
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            })?;
         // An empty file is a valid configuration: every default applies.
         let doc = if expanded.trim().is_empty() {
             "{}"
@@ -167,8 +168,7 @@ impl Config {
     /// The host source's schedule, or None when it is disabled.
     pub fn host_schedule(&self) -> Option<Schedule> {
         let h = &self.sources.host;
-        h.enabled
-            .then(|| self.schedule(h.interval, h.timeout))
+        h.enabled.then(|| self.schedule(h.interval, h.timeout))
     }
 
     fn schedule(&self, interval: Option<Duration>, timeout: Option<Duration>) -> Schedule {

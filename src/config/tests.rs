@@ -18,7 +18,10 @@ fn expands_variables_and_dollar_escapes() {
 fn comments_are_not_expanded() {
     let text = "# uses ${NOPE}\na: ${PORT} # or ${NOPE}\nb: \"x # ${PORT}\"\nc: x#${PORT}\n";
     let out = expand_env(text, env).unwrap();
-    assert_eq!(out, "# uses ${NOPE}\na: 9999 # or ${NOPE}\nb: \"x # 9999\"\nc: x#9999\n");
+    assert_eq!(
+        out,
+        "# uses ${NOPE}\na: 9999 # or ${NOPE}\nb: \"x # 9999\"\nc: x#9999\n"
+    );
 }
 
 #[test]
@@ -97,6 +100,8 @@ fn secret_file_trims_one_newline() {
     let p = dir.path().join("pw");
     std::fs::write(&p, "s3cret\n").unwrap();
     assert_eq!(read_secret_file(&p).unwrap(), "s3cret");
-    let e = read_secret_file(&dir.path().join("missing")).unwrap_err().to_string();
+    let e = read_secret_file(&dir.path().join("missing"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing"), "{e}");
 }

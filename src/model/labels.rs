@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn builder_sorts_and_drops_empty_values() {
         let l = Labels::from_pairs(&[("b", "2"), ("a", "1"), ("c", ""), ("b", "3")]);
-        let names: Vec<_> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let names: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         assert_eq!(names, vec![("a", "1"), ("b", "3")]);
     }
 
@@ -251,13 +254,22 @@ mod tests {
         let a = Labels::from_pairs(&[("a", "bc")]);
         let b = Labels::from_pairs(&[("ab", "c")]);
         assert_ne!(a.fingerprint(), b.fingerprint());
-        assert_eq!(a.fingerprint(), Labels::from_pairs(&[("a", "bc")]).fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            Labels::from_pairs(&[("a", "bc")]).fingerprint()
+        );
     }
 
     #[test]
     fn project_by_and_without() {
         let l = Labels::from_pairs(&[("__name__", "m"), ("job", "j"), ("cpu", "0")]);
-        assert_eq!(l.project(&["job".into()], true), Labels::from_pairs(&[("job", "j")]));
-        assert_eq!(l.project(&["job".into()], false), Labels::from_pairs(&[("cpu", "0")]));
+        assert_eq!(
+            l.project(&["job".into()], true),
+            Labels::from_pairs(&[("job", "j")])
+        );
+        assert_eq!(
+            l.project(&["job".into()], false),
+            Labels::from_pairs(&[("cpu", "0")])
+        );
     }
 }

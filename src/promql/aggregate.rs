@@ -15,7 +15,9 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::eval::Evaluator;
 use super::stats::{format_go_float, kahan_inc, quantile};
-use super::value::{Batch, Cursors, Grouping, SeriesMeta, StepOut, Steps, Val};
+use super::grouping::Grouping;
+use super::steps::{Cursors, StepOut};
+use super::value::{Batch, SeriesMeta, Steps, Val};
 use super::{PromqlError, Result};
 use crate::model::{Label, Labels};
 
@@ -136,16 +138,8 @@ impl Acc {
                 let q = (self.count - 1.0) / self.count;
                 (self.mean, self.c) = kahan_inc(f / self.count, q * self.mean, q * self.c);
             }
-            T_MAX => {
-                if self.value < f || self.value.is_nan() {
-                    self.value = f;
-                }
-            }
-            T_MIN => {
-                if self.value > f || self.value.is_nan() {
-                    self.value = f;
-                }
-            }
+            T_MAX if self.value < f || self.value.is_nan() => self.value = f,
+            T_MIN if self.value > f || self.value.is_nan() => self.value = f,
             T_COUNT => self.count += 1.0,
             T_STDDEV | T_STDVAR => {
                 self.count += 1.0;
@@ -208,7 +202,7 @@ fn aggregate(
         for (g, acc) in accs.iter().enumerate() {
             if acc.seen {
                 let v = if op == T_QUANTILE {
-                    quantile(q[k], &mut values[g])
+                    quantile(q.get(k).copied().unwrap_or(f64::NAN), &mut values[g])
                 } else {
                     acc.result(op)
                 };

@@ -12,7 +12,9 @@ use promql_parser::parser::token::TokenId;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::eval::{type_error, Evaluator};
-use super::value::{Batch, Cursors, Grouping, SeriesMeta, StepOut, Steps, Val};
+use super::grouping::Grouping;
+use super::steps::{Cursors, StepOut};
+use super::value::{Batch, SeriesMeta, Steps, Val};
 use super::{PromqlError, Result};
 use crate::model::{Label, Labels, METRIC_NAME};
 
@@ -305,9 +307,9 @@ fn vector_vector(
     for k in 0..steps.len() {
         let t = steps.t(k);
         let mark = k + 1;
-        for j in 0..one.len() {
+        for (j, &sig) in osig.iter().enumerate() {
             if let Some(v) = oc.at(&one, j, t) {
-                let s = osig[j] as usize;
+                let s = sig as usize;
                 if one_stamp[s] == mark {
                     let other = &one.series[one_at[s].0 as usize];
                     return Err(duplicate_error(&one.series[j], other, matching, swap));

@@ -156,9 +156,7 @@ impl<'a> Evaluator<'a> {
             let mut j = 0;
             for k in 0..n {
                 let e = eff(k);
-                while j < ts.len() && ts[j] <= e {
-                    j += 1;
-                }
+                j = functions::advance(ts, j, e);
                 if j == 0 {
                     continue;
                 }
@@ -170,6 +168,7 @@ impl<'a> Evaluator<'a> {
             }
             out.finish_series(SeriesMeta::new(s.labels.clone()));
         }
+        out.uniform_names = has_exact_name(vs);
         Ok(out)
     }
 
@@ -184,6 +183,7 @@ impl<'a> Evaluator<'a> {
             range,
             at,
             offset,
+            may_have_stale: true,
         };
         let n = steps.len();
         if n == 0 {
@@ -193,7 +193,7 @@ impl<'a> Evaluator<'a> {
         let set = self.store.select(&matchers(&ms.vs), first - range + 1, last);
         self.charge(set.ts.len())?;
         rd.batch = Batch::from_series_set(set);
-        rd.batch.remove_stale();
+        rd.batch.uniform_names = has_exact_name(&ms.vs);
         Ok(rd)
     }
 
@@ -212,6 +212,7 @@ impl<'a> Evaluator<'a> {
             range,
             at: self.at_ms(&sq.at),
             offset: offset_ms(&sq.offset),
+            may_have_stale: false,
         };
         let n = steps.len();
         if n == 0 {
@@ -245,6 +246,16 @@ pub(crate) fn check_selector(vs: &VectorSelector) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether the selector pins the metric name, so all its series share it.
+fn has_exact_name(vs: &VectorSelector) -> bool {
+    vs.name.is_some()
+        || vs
+            .matchers
+            .matchers
+            .iter()
+            .any(|m| m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
 }
 
 fn matchers(vs: &VectorSelector) -> Vec<Matcher> {
@@ -285,7 +296,10 @@ pub(crate) fn into_instant_value(v: Val) -> Value {
                 })
                 .collect(),
         ),
-        Val::Matrix(r) => Value::Matrix(range_series(&r.batch)),
+        Val::Matrix(mut r) => {
+            r.batch.remove_stale();
+            Value::Matrix(range_series(&r.batch))
+        }
     }
 }
 

@@ -13,7 +13,9 @@ mod aggregate;
 mod binary;
 mod eval;
 mod functions;
+mod grouping;
 mod stats;
+mod steps;
 pub mod test_script;
 mod value;
 

@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use xxhash_rust::xxh3::Xxh3;
-
+use super::grouping::hash_labels;
 use super::{PromqlError, Result};
 use crate::model::{is_stale_nan, Label, Labels, METRIC_NAME};
 use crate::store::SeriesSet;
@@ -97,67 +96,10 @@ impl SeriesMeta {
         }
     }
 
-    /// Hash of the effective label set.
+    /// Hash of the effective label set (equal to `Labels::fingerprint` of
+    /// `materialize()`).
     pub fn fingerprint(&self) -> u64 {
-        let mut h = Xxh3::new();
-        for l in self.iter() {
-            hash_label(&mut h, l);
-        }
-        h.digest()
-    }
-}
-
-pub(crate) fn hash_label(h: &mut Xxh3, l: &Label) {
-    h.update(l.name.as_bytes());
-    h.update(&[0xff]);
-    h.update(l.value.as_bytes());
-    h.update(&[0xff]);
-}
-
-/// A label list of `by`/`on` (keep) or `without`/`ignoring` (drop), sorted.
-#[derive(Debug, Clone)]
-pub(crate) struct Grouping {
-    pub keep: bool,
-    pub names: Vec<String>,
-}
-
-impl Grouping {
-    pub fn new(keep: bool, names: &[String]) -> Grouping {
-        let mut names = names.to_vec();
-        names.sort();
-        names.dedup();
-        Grouping { keep, names }
-    }
-
-    fn selects(&self, name: &str) -> bool {
-        let listed = self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
-        if self.keep {
-            listed
-        } else {
-            !listed && name != METRIC_NAME
-        }
-    }
-
-    /// Hash of the selected labels of a series (the group or match signature).
-    pub fn key(&self, meta: &SeriesMeta) -> u64 {
-        let mut h = Xxh3::new();
-        if self.keep && self.names.is_empty() {
-            return 0;
-        }
-        for l in meta.iter().filter(|l| self.selects(&l.name)) {
-            hash_label(&mut h, l);
-        }
-        h.digest()
-    }
-
-    /// The selected labels of a series.
-    pub fn labels(&self, meta: &SeriesMeta) -> Labels {
-        Labels::from_sorted(
-            meta.iter()
-                .filter(|l| self.selects(&l.name))
-                .cloned()
-                .collect(),
-        )
+        hash_labels(self.iter())
     }
 }
 
@@ -169,6 +111,10 @@ pub(crate) struct Batch {
     pub offsets: Vec<usize>,
     pub ts: Vec<i64>,
     pub vals: Vec<f64>,
+    /// Known to have one metric name for all series (a selector with an
+    /// exact name, or names already dropped), which spares checking every
+    /// series when the names are dropped.
+    pub uniform_names: bool,
 }
 
 impl Default for Batch {
@@ -184,6 +130,7 @@ impl Batch {
             offsets: vec![0],
             ts: Vec::new(),
             vals: Vec::new(),
+            uniform_names: false,
         }
     }
 
@@ -195,6 +142,7 @@ impl Batch {
             offsets,
             ts: Vec::with_capacity(points),
             vals: Vec::with_capacity(points),
+            uniform_names: false,
         }
     }
 
@@ -225,6 +173,7 @@ impl Batch {
                 offsets,
                 ts: set.ts,
                 vals: set.vals,
+                uniform_names: false,
             };
             b.drop_empty();
             b
@@ -277,6 +226,9 @@ impl Batch {
     /// True when all series have the same effective metric name, so that
     /// dropping it cannot make two label sets equal.
     pub fn names_uniform(&self) -> bool {
+        if self.uniform_names {
+            return true;
+        }
         let first = self.series.first().map_or("", |m| m.name());
         self.series.iter().all(|m| m.name() == first)
     }
@@ -342,11 +294,13 @@ impl Batch {
         for m in &mut self.series {
             m.drop_name = true;
         }
-        if uniform {
-            Ok(self)
+        let mut b = if uniform {
+            self
         } else {
-            self.resolve_duplicates(merge)
-        }
+            self.resolve_duplicates(merge)?
+        };
+        b.uniform_names = true;
+        Ok(b)
     }
 
     /// Handles series with equal effective label sets, which a relabeling
@@ -396,85 +350,6 @@ impl Batch {
     }
 }
 
-/// Output of a node computed step by step (aggregations, binary operators):
-/// points arrive step-major and are transposed into a [`Batch`] at the end.
-pub(crate) struct StepOut {
-    metas: Vec<SeriesMeta>,
-    by_key: HashMap<u64, u32>,
-    last_t: Vec<i64>,
-    entries: Vec<(u32, i64, f64)>,
-}
-
-impl StepOut {
-    pub fn new() -> StepOut {
-        StepOut {
-            metas: Vec::new(),
-            by_key: HashMap::new(),
-            last_t: Vec::new(),
-            entries: Vec::new(),
-        }
-    }
-
-    /// Registers an output series that is known to be unique.
-    pub fn add(&mut self, meta: SeriesMeta) -> u32 {
-        self.metas.push(meta);
-        self.last_t.push(i64::MIN);
-        (self.metas.len() - 1) as u32
-    }
-
-    /// The output series with this label-set key, created on first use, so
-    /// that equal label sets produced at different steps form one series.
-    pub fn get_or_add(&mut self, key: u64, meta: impl FnOnce() -> SeriesMeta) -> u32 {
-        if let Some(&i) = self.by_key.get(&key) {
-            return i;
-        }
-        let i = self.add(meta());
-        self.by_key.insert(key, i);
-        i
-    }
-
-    pub fn push(&mut self, s: u32, t: i64, v: f64) -> Result<()> {
-        let last = &mut self.last_t[s as usize];
-        if *last == t {
-            return Err(PromqlError::Eval(SAME_LABELSET.into()));
-        }
-        *last = t;
-        self.entries.push((s, t, v));
-        Ok(())
-    }
-
-    pub fn finish(self) -> Batch {
-        let n = self.metas.len();
-        let mut counts = vec![0usize; n];
-        for e in &self.entries {
-            counts[e.0 as usize] += 1;
-        }
-        // New index of every series that has points, and where its points go.
-        let mut new_index = vec![u32::MAX; n];
-        let mut starts = vec![0usize; n];
-        let mut out = Batch::with_capacity(n, self.entries.len());
-        let mut pos = 0;
-        for (i, meta) in self.metas.into_iter().enumerate() {
-            if counts[i] > 0 {
-                new_index[i] = out.series.len() as u32;
-                starts[i] = pos;
-                pos += counts[i];
-                out.series.push(meta);
-                out.offsets.push(pos);
-            }
-        }
-        out.ts.resize(pos, 0);
-        out.vals.resize(pos, 0.0);
-        for (s, t, v) in self.entries {
-            let p = &mut starts[s as usize];
-            out.ts[*p] = t;
-            out.vals[*p] = v;
-            *p += 1;
-        }
-        out
-    }
-}
-
 /// A range vector: raw samples and the window each step sees, which is
 /// `(end - range, end]` with `end = (@ time or step time) - offset`.
 #[derive(Debug, Clone)]
@@ -483,6 +358,11 @@ pub(crate) struct RangeData {
     pub range: i64,
     pub at: Option<i64>,
     pub offset: i64,
+    /// The batch comes straight from the store and may hold staleness
+    /// markers, which windows skip. They are filtered per series when the
+    /// series is used, while its samples are in cache, rather than in a
+    /// separate pass over all samples.
+    pub may_have_stale: bool,
 }
 
 impl RangeData {
@@ -512,35 +392,10 @@ impl Val {
     }
 }
 
-/// Per-series cursors for walking a batch step by step.
-pub(crate) struct Cursors {
-    pos: Vec<usize>,
-}
-
-impl Cursors {
-    pub fn new(b: &Batch) -> Cursors {
-        Cursors {
-            pos: b.offsets[..b.len()].to_vec(),
-        }
-    }
-
-    /// The value of series `i` at time `t`, advancing its cursor. Steps must
-    /// be visited in increasing order.
-    #[inline]
-    pub fn at(&mut self, b: &Batch, i: usize, t: i64) -> Option<f64> {
-        let p = self.pos[i];
-        if p < b.offsets[i + 1] && b.ts[p] == t {
-            self.pos[i] = p + 1;
-            Some(b.vals[p])
-        } else {
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::promql::grouping::Grouping;
 
     fn meta(pairs: &[(&str, &str)]) -> SeriesMeta {
         SeriesMeta::owned(Labels::from_pairs(pairs))
@@ -563,23 +418,6 @@ mod tests {
         assert_eq!(b.vals(0), &[1.0, 2.0]);
         assert_eq!(b.vals(1), &[21.0]);
         assert_eq!(b.offsets, vec![0, 2, 3]);
-    }
-
-    #[test]
-    fn step_out_transposes_and_rejects_duplicates() {
-        let mut o = StepOut::new();
-        let a = o.add(meta(&[("a", "1")]));
-        let b = o.get_or_add(7, || meta(&[("b", "1")]));
-        let _empty = o.add(meta(&[("c", "1")]));
-        o.push(a, 0, 1.0).unwrap();
-        o.push(b, 0, 2.0).unwrap();
-        o.push(a, 10, 3.0).unwrap();
-        assert!(o.push(a, 10, 4.0).is_err());
-        assert_eq!(o.get_or_add(7, || unreachable!()), b);
-        let out = o.finish();
-        assert_eq!(out.len(), 2);
-        assert_eq!(out.ts(0), &[0, 10]);
-        assert_eq!(out.vals(1), &[2.0]);
     }
 
     #[test]

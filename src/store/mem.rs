@@ -42,3 +42,12 @@ pub(crate) fn table_bytes(capacity: usize, entry: usize) -> usize {
     let buckets = (capacity * 8 / 7).next_power_of_two();
     alloc_size(buckets * (entry + 1) + 16)
 }
+
+/// Gives back a hash table's capacity when less than a quarter is used.
+pub(crate) fn shrink_loose_map<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    m: &mut std::collections::HashMap<K, V, S>,
+) {
+    if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+        m.shrink_to(m.len() * 2);
+    }
+}

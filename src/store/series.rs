@@ -7,40 +7,46 @@
 //! memory held raw is bounded by `HEAD` samples per series while the open
 //! chunk is as compact as a sealed one, and readers see one chunk format.
 //!
-//! All chunks of a series live back to back in one byte buffer, with a
-//! 16-byte entry per chunk, rather than one allocation per chunk.
+//! A chunk is a value column in the series' byte buffer (all chunks back
+//! to back, not one allocation each) and a timestamp column shared with
+//! the other series scraped at the same times (see `tscol`).
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::chunk::Codec;
 use super::mem;
-use crate::model::Labels;
+use super::tscol::{Interner, TsCache, TsCol};
 
 /// Samples kept raw before they are folded into the open chunk.
 pub(crate) const HEAD: usize = 16;
 
-/// Where a chunk lives in the series' buffer and what time it covers.
-#[derive(Debug, Clone, Copy)]
+/// A chunk: its timestamps, and where its values end in `Series::data`
+/// (they start where the previous chunk's end).
+#[derive(Debug, Clone)]
 struct ChunkMeta {
-    /// First timestamp; it is not stored in the chunk bytes.
-    mint: i64,
-    /// `maxt - mint`; chunks are cut before this would overflow.
-    span: u32,
-    /// End offset of the chunk in `Series::data`; it starts where the
-    /// previous one ends.
+    ts: Arc<TsCol>,
     end: u32,
 }
 
 impl ChunkMeta {
+    fn mint(&self) -> i64 {
+        self.ts.mint
+    }
     fn maxt(&self) -> i64 {
-        self.mint + i64::from(self.span)
+        self.ts.maxt
+    }
+    fn n(&self) -> usize {
+        self.ts.n as usize
     }
 }
 
 /// Decoding state reused across the chunks one query reads.
 #[derive(Default)]
 pub(crate) struct ReadCtx {
-    pub(crate) codec: Codec,
+    codec: Codec,
+    ts: TsCache,
 }
 
 /// Buffers reused by appends (one set per shard, used under its lock).
@@ -52,6 +58,15 @@ pub(crate) struct WriteCtx {
     bytes: Vec<u8>,
 }
 
+impl WriteCtx {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.codec.heap_bytes()
+            + mem::vec_bytes(&self.ts)
+            + mem::vec_bytes(&self.vals)
+            + mem::vec_bytes(&self.bytes)
+    }
+}
+
 /// How chunks are cut.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cut {
@@ -61,10 +76,16 @@ pub(crate) struct Cut {
     pub(crate) max_span: i64,
 }
 
+/// The fields a query reads first share one cache line: with thousands of
+/// series per query, cache misses cost as much as decoding.
+#[repr(C, align(64))]
 pub(crate) struct Series {
-    pub(crate) labels: Arc<Labels>,
     chunks: Vec<ChunkMeta>,
     data: Vec<u8>,
+    last_t: i64,
+    /// Id of the series (slot and generation), checked by every access
+    /// through a `SeriesRef`.
+    pub(crate) id: u32,
     /// Samples in the last chunk while it is open; 0 when it is sealed or
     /// there is none.
     open_n: u16,
@@ -72,23 +93,22 @@ pub(crate) struct Series {
     /// Set by a prune that found the series without samples; the next such
     /// prune drops it. A series just created gets one prune of grace.
     pub(crate) empty_seen: bool,
-    last_t: i64,
-    head_t: [i64; HEAD],
-    head_v: [f64; HEAD],
+    /// Raw samples, a timestamp next to its value so that an append
+    /// touches one cache line.
+    head: [(i64, f64); HEAD],
 }
 
 impl Series {
-    pub(crate) fn new(labels: Arc<Labels>) -> Series {
+    pub(crate) fn new(id: u32) -> Series {
         Series {
-            labels,
             chunks: Vec::new(),
             data: Vec::new(),
+            last_t: i64::MIN,
+            id,
             open_n: 0,
             head_len: 0,
             empty_seen: false,
-            last_t: i64::MIN,
-            head_t: [0; HEAD],
-            head_v: [0.0; HEAD],
+            head: [(0, 0.0); HEAD],
         }
     }
 
@@ -103,23 +123,21 @@ impl Series {
 
     /// Appends a sample newer than every sample held; the caller checked
     /// the order.
-    pub(crate) fn append(&mut self, t: i64, v: f64, w: &mut WriteCtx, cut: Cut) {
+    pub(crate) fn append(&mut self, t: i64, v: f64, w: &mut WriteCtx, cut: Cut, interner: &Mutex<Interner>) {
         debug_assert!(self.is_empty() || t > self.last_t);
         let i = self.head_len as usize;
-        self.head_t[i] = t;
-        self.head_v[i] = v;
+        self.head[i] = (t, v);
         self.head_len += 1;
         self.last_t = t;
         self.empty_seen = false;
         if self.head_len as usize == HEAD {
-            self.flush(w, cut);
+            self.flush(w, cut, interner);
         }
     }
 
     /// Folds the head into the open chunk, opening new chunks as the size
     /// and span limits require.
-    fn flush(&mut self, w: &mut WriteCtx, cut: Cut) {
-        let head = self.head_len as usize;
+    fn flush(&mut self, w: &mut WriteCtx, cut: Cut, interner: &Mutex<Interner>) {
         let WriteCtx {
             codec,
             ts,
@@ -129,22 +147,26 @@ impl Series {
         ts.clear();
         vals.clear();
         if self.open_n > 0 {
-            let meta = *self.chunks.last().expect("an open chunk");
-            let start = self.chunk_start(self.chunks.len() - 1);
-            let (t, v) = codec
-                .decode(&self.data[start..meta.end as usize], meta.mint)
-                .expect("the store's own chunk decodes");
-            ts.extend_from_slice(t);
-            vals.extend_from_slice(v);
-            self.chunks.pop();
+            let open = self.chunks.pop().expect("an open chunk");
+            let start = self.chunks.last().map_or(0, |c| c.end as usize);
+            let col = &open.ts;
+            ts.extend_from_slice(
+                codec
+                    .decode_ts(&col.bytes, col.mint, open.n())
+                    .expect("the store's own column decodes"),
+            );
+            vals.extend_from_slice(
+                codec
+                    .decode_values(&self.data[start..open.end as usize], open.n())
+                    .expect("the store's own chunk decodes"),
+            );
             self.data.truncate(start);
         }
-        ts.extend_from_slice(&self.head_t[..head]);
-        vals.extend_from_slice(&self.head_v[..head]);
+        let head = self.head_len as usize;
+        ts.extend(self.head[..head].iter().map(|s| s.0));
+        vals.extend(self.head[..head].iter().map(|s| s.1));
         self.head_len = 0;
         self.open_n = 0;
-        // Cut the samples into chunks: at most `chunk_samples` each, and
-        // spanning at most `max_span`.
         let mut from = 0;
         while from < ts.len() {
             let mut to = from + 1;
@@ -156,10 +178,15 @@ impl Series {
             {
                 to += 1;
             }
+            let before = self.data.len();
             bytes.clear();
-            codec.encode(&ts[from..to], &vals[from..to], bytes);
+            codec.encode_values(&vals[from..to], bytes);
             mem::reserve_some(&mut self.data, bytes.len());
             self.data.extend_from_slice(bytes);
+            debug_assert!(self.data.len() > before);
+            bytes.clear();
+            codec.encode_ts(&ts[from..to], bytes);
+            let col = interner.lock().intern(ts[from], ts[to - 1], to - from, bytes);
             if self.chunks.len() == self.chunks.capacity() {
                 // Grow by a quarter: a series accumulates about 30 chunks
                 // over an hour and doubling would waste a third of that.
@@ -167,8 +194,7 @@ impl Series {
                 self.chunks.reserve_exact(extra);
             }
             self.chunks.push(ChunkMeta {
-                mint: ts[from],
-                span: (ts[to - 1] - ts[from]) as u32,
+                ts: col,
                 end: u32::try_from(self.data.len()).expect("series data under 4 GiB"),
             });
             self.open_n = if to - from < cut.chunk_samples {
@@ -180,33 +206,39 @@ impl Series {
         }
     }
 
-    fn chunk_start(&self, i: usize) -> usize {
-        if i == 0 {
-            0
-        } else {
-            self.chunks[i - 1].end as usize
-        }
-    }
-
-    fn chunk_bytes(&self, i: usize) -> &[u8] {
-        &self.data[self.chunk_start(i)..self.chunks[i].end as usize]
+    fn values_of(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.chunks[i - 1].end as usize };
+        &self.data[start..self.chunks[i].end as usize]
     }
 
     /// Index of the first chunk that may hold samples at or after `mint`.
+    /// Queries mostly look at the last minutes: walking back from the
+    /// newest chunk touches one cache line where a binary search would
+    /// miss the cache several times over.
     fn first_chunk(&self, mint: i64) -> usize {
-        self.chunks.partition_point(|c| c.maxt() < mint)
+        let mut i = self.chunks.len();
+        for _ in 0..8 {
+            if i == 0 || self.chunks[i - 1].maxt() < mint {
+                return i;
+            }
+            i -= 1;
+        }
+        self.chunks[..i].partition_point(|c| c.maxt() < mint)
     }
 
-    /// An upper bound of the samples `read` returns for this range, cheap to
-    /// compute, for sizing buffers.
-    pub(crate) fn count_upper_bound(&self, mint: i64, maxt: i64) -> usize {
-        let mut n = 0;
-        for i in self.first_chunk(mint)..self.chunks.len() {
-            if self.chunks[i].mint > maxt {
-                break;
-            }
-            n += super::chunk::sample_count(self.chunk_bytes(i));
-        }
+    /// Chunks that may hold samples in `[mint, maxt]`.
+    pub(crate) fn chunk_range(&self, mint: i64, maxt: i64) -> std::ops::Range<usize> {
+        let first = self.first_chunk(mint);
+        first..first + self.chunks[first..].partition_point(|c| c.mint() <= maxt)
+    }
+
+    /// An upper bound of the samples `read` returns for this range, from
+    /// the chunk table alone.
+    pub(crate) fn count_upper_bound(&self, chunks: std::ops::Range<usize>) -> usize {
+        let n: usize = self.chunks[chunks]
+            .iter()
+            .map(ChunkMeta::n)
+            .sum();
         n + self.head_len as usize
     }
 
@@ -219,16 +251,10 @@ impl Series {
         ts: &mut Vec<i64>,
         vals: &mut Vec<f64>,
     ) {
-        for i in self.first_chunk(mint)..self.chunks.len() {
-            let meta = self.chunks[i];
-            if meta.mint > maxt {
-                return;
-            }
-            let (t, v) = ctx
-                .codec
-                .decode(self.chunk_bytes(i), meta.mint)
-                .expect("the store's own chunk decodes");
-            let a = if meta.mint >= mint {
+        for i in self.chunk_range(mint, maxt) {
+            let meta = &self.chunks[i];
+            let t = ctx.ts.get(&meta.ts, &mut ctx.codec);
+            let a = if meta.mint() >= mint {
                 0
             } else {
                 t.partition_point(|&x| x < mint)
@@ -238,48 +264,63 @@ impl Series {
             } else {
                 t.partition_point(|&x| x <= maxt)
             };
-            ts.extend_from_slice(&t[a..b]);
-            vals.extend_from_slice(&v[a..b]);
-        }
-        let n = self.head_len as usize;
-        for i in 0..n {
-            let t = self.head_t[i];
-            if t > maxt {
-                break;
+            if a == b {
+                continue;
             }
-            if t >= mint {
+            ts.extend_from_slice(&t[a..b]);
+            let v = ctx
+                .codec
+                .decode_values_range(self.values_of(i), meta.n(), a..b)
+                .expect("the store's own chunk decodes");
+            vals.extend_from_slice(v);
+        }
+        for &(t, v) in &self.head[..self.head_len as usize] {
+            if t >= mint && t <= maxt {
                 ts.push(t);
-                vals.push(self.head_v[i]);
+                vals.push(v);
             }
         }
     }
 
+    /// Loads what `read` of these chunks will touch into the cache and
+    /// returns a meaningless sum. Called for a batch of series before
+    /// reading them, so that their cache misses overlap instead of
+    /// stalling one after the other.
+    pub(crate) fn touch(&self, r: std::ops::Range<usize>) -> u64 {
+        let mut sum = u64::from(self.head_len);
+        if self.head_len > 0 {
+            let last = self.head_len as usize - 1;
+            sum = sum.wrapping_add(self.head[last].0 as u64 ^ self.head[0].1.to_bits());
+        }
+        if !r.is_empty() {
+            let from = if r.start == 0 { 0 } else { self.chunks[r.start - 1].end as usize };
+            let data = &self.data[from..self.chunks[r.end - 1].end as usize];
+            for b in data.iter().step_by(64) {
+                sum = sum.wrapping_add(u64::from(*b));
+            }
+            sum = sum.wrapping_add(u64::from(*data.last().unwrap_or(&0)));
+        }
+        sum
+    }
+
     /// True when a sample lies in `[mint, maxt]`.
     pub(crate) fn has_sample_in(&self, mint: i64, maxt: i64, ctx: &mut ReadCtx) -> bool {
-        if self.head_t[..self.head_len as usize]
+        if self.head[..self.head_len as usize]
             .iter()
-            .any(|&t| t >= mint && t <= maxt)
+            .any(|&(t, _)| t >= mint && t <= maxt)
         {
             return true;
         }
-        for i in self.first_chunk(mint)..self.chunks.len() {
-            let meta = self.chunks[i];
-            if meta.mint > maxt {
-                return false;
-            }
+        self.chunks[self.chunk_range(mint, maxt)].iter().any(|c| {
             // Both ends of a chunk are samples; only a chunk that straddles
             // the whole range needs decoding.
-            if meta.mint >= mint || meta.maxt() <= maxt {
+            if c.mint() >= mint || c.maxt() <= maxt {
                 return true;
             }
-            let t = ctx
-                .codec
-                .decode_ts(self.chunk_bytes(i), meta.mint)
-                .expect("the store's own chunk decodes");
+            let t = ctx.ts.get(&c.ts, &mut ctx.codec);
             let a = t.partition_point(|&x| x < mint);
-            return a < t.len() && t[a] <= maxt;
-        }
-        false
+            a < t.len() && t[a] <= maxt
+        })
     }
 
     /// Drops whole chunks whose samples are all older than `cutoff` and
@@ -289,9 +330,7 @@ impl Series {
         if k == 0 {
             return 0;
         }
-        let samples: usize = (0..k)
-            .map(|i| super::chunk::sample_count(self.chunk_bytes(i)))
-            .sum();
+        let samples: usize = self.chunks[..k].iter().map(ChunkMeta::n).sum();
         let cut = self.chunks[k - 1].end;
         self.data.drain(..cut as usize);
         self.chunks.drain(..k);
@@ -308,24 +347,21 @@ impl Series {
 
     /// Samples held.
     pub(crate) fn samples(&self) -> usize {
-        (0..self.chunks.len())
-            .map(|i| super::chunk::sample_count(self.chunk_bytes(i)))
-            .sum::<usize>()
-            + self.head_len as usize
+        self.chunks.iter().map(ChunkMeta::n).sum::<usize>() + self.head_len as usize
     }
 
     pub(crate) fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
 
-    /// Heap bytes owned by this series, beyond its inline size. The labels
-    /// are shared with the index, which counts them.
+    /// Heap bytes owned by this series, beyond its inline size. Timestamp
+    /// columns are shared: the interner counts them.
     pub(crate) fn heap_bytes(&self) -> usize {
         mem::vec_bytes(&self.data) + mem::vec_bytes(&self.chunks)
     }
 
-    /// Bytes of compressed chunk data (without slack), for statistics.
-    pub(crate) fn chunk_data_bytes(&self) -> usize {
+    /// Bytes of compressed value columns (without slack), for statistics.
+    pub(crate) fn value_bytes(&self) -> usize {
         self.data.len()
     }
 }
@@ -342,25 +378,30 @@ mod tests {
 
     #[test]
     fn chunks_are_cut_by_count_and_span() {
-        let mut s = Series::new(Arc::new(Labels::empty()));
+        let mut s = Series::new(0);
         let mut w = WriteCtx::default();
+        let int = Mutex::new(Interner::default());
         let cut = Cut {
             chunk_samples: 32,
             max_span: 100_000,
         };
         for i in 0..200 {
-            s.append(i * 1000, i as f64, &mut w, cut);
+            s.append(i * 1000, i as f64, &mut w, cut, &int);
         }
         // 192 samples flushed into 6 full chunks of 32, 8 in the head.
         assert_eq!(s.chunk_count(), 6);
         assert_eq!(s.samples(), 200);
         let all = collect(&s, i64::MIN, i64::MAX);
         assert_eq!(all.len(), 200);
-        assert_eq!(collect(&s, 31_500, 33_000), vec![(32_000, 32f64.to_bits()), (33_000, 33f64.to_bits())]);
+        assert_eq!(
+            collect(&s, 31_500, 33_000),
+            vec![(32_000, 32f64.to_bits()), (33_000, 33f64.to_bits())]
+        );
+        assert_eq!(s.count_upper_bound(s.chunk_range(31_500, 33_000)), 32 + 8);
 
-        let mut s = Series::new(Arc::new(Labels::empty()));
+        let mut s = Series::new(0);
         for i in 0..64 {
-            s.append(i * 10_000, 1.0, &mut w, cut);
+            s.append(i * 10_000, 1.0, &mut w, cut, &int);
         }
         // At most 11 samples fit in 100 s.
         assert_eq!(s.chunk_count(), 6);
@@ -368,15 +409,36 @@ mod tests {
     }
 
     #[test]
-    fn prune_drops_only_whole_old_chunks() {
-        let mut s = Series::new(Arc::new(Labels::empty()));
+    fn series_in_step_share_timestamp_columns() {
+        let int = Mutex::new(Interner::default());
         let mut w = WriteCtx::default();
         let cut = Cut {
             chunk_samples: 32,
-            max_span: u32::MAX as i64,
+            max_span: i64::MAX,
+        };
+        let (mut a, mut b) = (Series::new(0), Series::new(1));
+        for i in 0..100 {
+            a.append(i * 1000 + i % 3, i as f64, &mut w, cut, &int);
+            b.append(i * 1000 + i % 3, 0.5, &mut w, cut, &int);
+        }
+        for (x, y) in a.chunks.iter().zip(&b.chunks) {
+            assert!(Arc::ptr_eq(&x.ts, &y.ts));
+        }
+        int.lock().sweep();
+        assert_eq!(int.lock().len(), a.chunk_count());
+    }
+
+    #[test]
+    fn prune_drops_only_whole_old_chunks() {
+        let mut s = Series::new(0);
+        let mut w = WriteCtx::default();
+        let int = Mutex::new(Interner::default());
+        let cut = Cut {
+            chunk_samples: 32,
+            max_span: i64::MAX,
         };
         for i in 0..100 {
-            s.append(i, i as f64, &mut w, cut);
+            s.append(i, i as f64, &mut w, cut, &int);
         }
         assert_eq!(s.prune(40), 32);
         assert_eq!(collect(&s, i64::MIN, i64::MAX).first(), Some(&(32, 32f64.to_bits())));

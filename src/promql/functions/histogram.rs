@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use promql_parser::parser::Expr;
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::promql::eval::Evaluator;
 use crate::promql::stats::almost_equal;
-use crate::promql::value::{hash_label, Batch, Cursors, SeriesMeta, StepOut, Steps};
+use crate::promql::grouping::hash_labels;
+use crate::promql::steps::{Cursors, StepOut};
+use crate::promql::value::{Batch, SeriesMeta, Steps};
 use crate::promql::Result;
 use crate::model::{Labels, METRIC_NAME};
 
@@ -37,12 +38,9 @@ pub(super) fn histogram_quantile(ev: &mut Evaluator, args: &[&Expr], steps: Step
             hist_of.push(None);
             continue;
         };
-        let mut h = Xxh3::new();
-        for l in meta.iter().filter(|l| l.name != BUCKET_LABEL) {
-            hash_label(&mut h, l);
-        }
+        let key = hash_labels(meta.iter().filter(|l| l.name != BUCKET_LABEL));
         let n = by_key.len() as u32;
-        let g = *by_key.entry(h.digest()).or_insert(n);
+        let g = *by_key.entry(key).or_insert(n);
         if g == n {
             let labels = Labels::from_sorted(
                 meta.iter()
@@ -59,7 +57,7 @@ pub(super) fn histogram_quantile(ev: &mut Evaluator, args: &[&Expr], steps: Step
     }
     let mut buckets: Vec<Vec<(f64, f64)>> = vec![Vec::new(); by_key.len()];
     let mut cur = Cursors::new(&input);
-    for k in 0..steps.len() {
+    for (k, &qk) in q.iter().enumerate() {
         let t = steps.t(k);
         buckets.iter_mut().for_each(Vec::clear);
         for (i, h) in hist_of.iter().enumerate() {
@@ -71,7 +69,7 @@ pub(super) fn histogram_quantile(ev: &mut Evaluator, args: &[&Expr], steps: Step
         }
         for (g, b) in buckets.iter_mut().enumerate() {
             if !b.is_empty() {
-                out.push(out_of[g], t, bucket_quantile(q[k], b))?;
+                out.push(out_of[g], t, bucket_quantile(qk, b))?;
             }
         }
     }

@@ -38,6 +38,7 @@ pub(super) fn label_replace(ev: &mut Evaluator, args: &[&Expr], steps: Steps) ->
         caps.expand(repl, &mut value);
         *meta = set_label(meta, dst, &value);
     }
+    b.uniform_names = false;
     b.resolve_duplicates(true)
 }
 
@@ -69,6 +70,7 @@ pub(super) fn label_join(ev: &mut Evaluator, args: &[&Expr], steps: Steps) -> Re
             .join(sep);
         *meta = set_label(meta, dst, &joined);
     }
+    b.uniform_names = false;
     b.resolve_duplicates(true)
 }
 

@@ -14,6 +14,7 @@ use promql_parser::parser::{Call, Expr};
 
 use super::eval::Evaluator;
 use super::value::{Batch, RangeData, Steps, Val};
+use crate::model::{is_stale_nan, STALE_NAN_BITS};
 use super::{PromqlError, Result};
 
 /// Every function this engine implements. Anything else the parser knows is
@@ -165,19 +166,25 @@ pub(crate) fn apply_windows(
     let n = steps.len();
     let b = &rd.batch;
     let mut out = Batch::with_capacity(b.len(), b.len() * n.min(16));
+    let (mut fts, mut fvals) = (Vec::new(), Vec::new());
     for i in 0..b.len() {
-        let (ts, vals) = (b.ts(i), b.vals(i));
+        let (mut ts, mut vals) = (b.ts(i), b.vals(i));
+        if rd.may_have_stale && has_stale(vals) {
+            fts.clear();
+            fvals.clear();
+            for (t, v) in ts.iter().zip(vals).filter(|(_, v)| !is_stale_nan(**v)) {
+                fts.push(*t);
+                fvals.push(*v);
+            }
+            (ts, vals) = (&fts[..], &fvals[..]);
+        }
         f.begin_series(ts, vals);
         let (mut lo, mut hi) = (0, 0);
         for k in 0..n {
             let end = rd.window_end(&steps, k);
             let start = end - rd.range;
-            while hi < ts.len() && ts[hi] <= end {
-                hi += 1;
-            }
-            while lo < hi && ts[lo] <= start {
-                lo += 1;
-            }
+            hi = advance(ts, hi, end);
+            lo = advance(&ts[..hi], lo, start);
             if lo >= hi {
                 continue;
             }
@@ -203,7 +210,46 @@ pub(crate) fn apply_windows(
     if drop_name && !b.names_uniform() {
         out = out.resolve_duplicates(false)?;
     }
+    out.uniform_names = drop_name || b.uniform_names;
     Ok(out)
+}
+
+/// The first index at or after `from` whose timestamp is after `x`.
+///
+/// Windows move forward step by step, so this gallops from the previous
+/// position instead of bisecting the whole slice: the probes stay close to
+/// memory just read, where a binary search over thousands of timestamps
+/// misses the cache at every probe. The last timestamp is checked first,
+/// which settles the common case of a window reaching the newest sample.
+pub(crate) fn advance(ts: &[i64], from: usize, x: i64) -> usize {
+    let n = ts.len();
+    if from >= n || ts[from] > x {
+        return from;
+    }
+    if ts[n - 1] <= x {
+        return n;
+    }
+    // Invariant: ts[lo] <= x < ts[n - 1].
+    let mut lo = from;
+    let mut step = 1;
+    loop {
+        let probe = lo + step;
+        if probe >= n - 1 || ts[probe] > x {
+            let hi = probe.min(n - 1);
+            return lo + 1 + ts[lo + 1..hi].partition_point(|&t| t <= x);
+        }
+        lo = probe;
+        step *= 2;
+    }
+}
+
+/// Whether any value is a staleness marker; written so that the compiler
+/// vectorizes it, since it is the first pass over every selected sample.
+fn has_stale(vals: &[f64]) -> bool {
+    vals.chunks(32).any(|c| {
+        c.iter()
+            .fold(false, |acc, v| acc | (v.to_bits() == STALE_NAN_BITS))
+    })
 }
 
 /// Evaluates the scalar argument of a function, or a constant default.
@@ -224,5 +270,26 @@ pub(crate) fn string_arg(arg: &Expr) -> Result<&str> {
     match arg {
         Expr::StringLiteral(s) => Ok(&s.val),
         _ => Err(PromqlError::Eval("expected a string literal argument".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_matches_a_linear_scan() {
+        let ts: Vec<i64> = (0..100).map(|i| i * 10 + (i % 3)).collect();
+        for from in [0, 1, 5, 50, 99, 100] {
+            for x in [-5, 0, 9, 10, 11, 500, 501, 989, 990, 991, 2000] {
+                let mut want = from;
+                while want < ts.len() && ts[want] <= x {
+                    want += 1;
+                }
+                assert_eq!(advance(&ts, from, x), want, "from {from} x {x}");
+            }
+        }
+        assert_eq!(advance(&[], 0, 5), 0);
+        assert_eq!(advance(&[7], 0, 7), 1);
     }
 }

@@ -91,8 +91,20 @@ impl WindowFn for Extrapolated {
     fn begin_series(&mut self, _ts: &[i64], vals: &[f64]) {
         self.resets.clear();
         if self.counter {
-            self.resets
-                .extend((1..vals.len()).filter(|&m| vals[m] < vals[m - 1]));
+            // Resets are rare: find the chunks holding one with a loop the
+            // compiler vectorizes, then locate them.
+            const CHUNK: usize = 32;
+            let mut from = 1;
+            while from < vals.len() {
+                let to = (from + CHUNK).min(vals.len());
+                let any = vals[from - 1..to]
+                    .windows(2)
+                    .fold(false, |acc, p| acc | (p[1] < p[0]));
+                if any {
+                    self.resets.extend((from..to).filter(|&m| vals[m] < vals[m - 1]));
+                }
+                from = to;
+            }
             self.series_vals.clear();
             if !self.resets.is_empty() {
                 self.series_vals.extend_from_slice(vals);
@@ -202,4 +214,26 @@ pub(crate) fn linear_regression(ts: &[i64], vals: &[f64], intercept_t: i64) -> (
     let slope = cov_xy / var_x;
     let intercept = sum_y / n - slope * sum_x / n;
     (slope, intercept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_counter_reset_across_chunks() {
+        let mut vals: Vec<f64> = (0..200).map(f64::from).collect();
+        for m in [1, 31, 32, 33, 64, 65, 199] {
+            vals[m] = -1.0;
+        }
+        let mut f = Extrapolated {
+            counter: true,
+            per_second: false,
+            resets: Vec::new(),
+            series_vals: Vec::new(),
+        };
+        f.begin_series(&[], &vals);
+        let naive: Vec<usize> = (1..vals.len()).filter(|&m| vals[m] < vals[m - 1]).collect();
+        assert_eq!(f.resets, naive);
+    }
 }

@@ -8,7 +8,8 @@ use promql_parser::parser::Expr;
 use super::{apply_windows, PerWindow, Window};
 use crate::model::{LabelsBuilder, MatchOp, METRIC_NAME};
 use crate::promql::eval::Evaluator;
-use crate::promql::value::{Batch, Cursors, SeriesMeta, Steps};
+use crate::promql::steps::Cursors;
+use crate::promql::value::{Batch, SeriesMeta, Steps};
 use crate::promql::Result;
 
 /// vector(s): the scalar as a one-element vector without labels.
