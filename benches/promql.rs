@@ -51,7 +51,10 @@ fn build_store() -> Store {
             let labels = Labels::from_pairs(&[
                 ("__name__", "http_requests_total"),
                 ("job", &format!("job-{job}")),
-                ("instance", &format!("10.0.{}.{}:9100", inst / 250, inst % 250)),
+                (
+                    "instance",
+                    &format!("10.0.{}.{}:9100", inst / 250, inst % 250),
+                ),
             ]);
             let r = store.get_or_create(&labels).unwrap();
             let rate = 1.0 + rng.unit() * 99.0;
@@ -92,7 +95,11 @@ fn main() {
     );
     let engine = Engine::new(EngineOptions::default());
     let query = parse("sum by (job) (rate(http_requests_total[5m]))").unwrap();
-    let matchers = [Matcher::new(MatchOp::Equal, "__name__", "http_requests_total")];
+    let matchers = [Matcher::new(
+        MatchOp::Equal,
+        "__name__",
+        "http_requests_total",
+    )];
     let range_start = END - 3_600_000;
 
     // Sanity: ten jobs in both query kinds.
@@ -118,15 +125,18 @@ fn main() {
         })
     });
     let mut c = c.sample_size(10);
-    c.bench_function("range 1h step 60s sum by (job) (rate(x[5m])) 10k series", |b| {
-        b.iter(|| {
-            black_box(
-                engine
-                    .range_query(&store, &query, range_start, END, 60_000)
-                    .unwrap(),
-            )
-        })
-    });
+    c.bench_function(
+        "range 1h step 60s sum by (job) (rate(x[5m])) 10k series",
+        |b| {
+            b.iter(|| {
+                black_box(
+                    engine
+                        .range_query(&store, &query, range_start, END, 60_000)
+                        .unwrap(),
+                )
+            })
+        },
+    );
     c.bench_function("store select of the range query (65m window)", |b| {
         b.iter(|| black_box(store.select(&matchers, range_start - 300_000 + 1, END)))
     });

@@ -111,7 +111,10 @@ mod data {
             hi: i64,
         },
         /// A full-precision float such as a duration.
-        Float { mean: f64, sd: f64 },
+        Float {
+            mean: f64,
+            sd: f64,
+        },
         /// `node_time_seconds`: the scrape time with nanoseconds.
         TimeSeconds,
     }
@@ -226,7 +229,15 @@ mod data {
             );
         }
 
-        fn bursty(&mut self, name: &str, extra: &[(&str, &str)], mult: i64, mean: f64, sigma: f64, idle: f64) {
+        fn bursty(
+            &mut self,
+            name: &str,
+            extra: &[(&str, &str)],
+            mult: i64,
+            mean: f64,
+            sigma: f64,
+            idle: f64,
+        ) {
             let n = (mean * self.rng.range(1e4, 1e6)) as i64;
             self.add(
                 name,
@@ -242,7 +253,17 @@ mod data {
         }
 
         #[allow(clippy::too_many_arguments)]
-        fn gauge(&mut self, name: &str, extra: &[(&str, &str)], mult: i64, dec: i32, p: f64, sd: f64, lo: i64, hi: i64) {
+        fn gauge(
+            &mut self,
+            name: &str,
+            extra: &[(&str, &str)],
+            mult: i64,
+            dec: i32,
+            p: f64,
+            sd: f64,
+            lo: i64,
+            hi: i64,
+        ) {
             let n = (lo + hi) / 2 + (self.rng.normal() * (hi - lo) as f64 / 8.0) as i64;
             self.add(
                 name,
@@ -274,34 +295,100 @@ mod data {
             let load = x.rng.range(0.05, 0.6);
             let c = cpu.as_str();
             let m = |mode| [("cpu", c), ("mode", mode)];
-            x.counter("node_cpu_seconds_total", &m("idle"), 2, 100.0 * (1.0 - load), 3.0);
+            x.counter(
+                "node_cpu_seconds_total",
+                &m("idle"),
+                2,
+                100.0 * (1.0 - load),
+                3.0,
+            );
             let user = 70.0 * load;
-            x.counter("node_cpu_seconds_total", &m("user"), 2, user, 2.0 + user * 0.2);
+            x.counter(
+                "node_cpu_seconds_total",
+                &m("user"),
+                2,
+                user,
+                2.0 + user * 0.2,
+            );
             let sys = 25.0 * load;
-            x.counter("node_cpu_seconds_total", &m("system"), 2, sys, 1.0 + sys * 0.2);
+            x.counter(
+                "node_cpu_seconds_total",
+                &m("system"),
+                2,
+                sys,
+                1.0 + sys * 0.2,
+            );
             x.counter("node_cpu_seconds_total", &m("iowait"), 2, 0.5, 0.8);
             x.counter("node_cpu_seconds_total", &m("irq"), 2, 0.05, 0.2);
             x.counter("node_cpu_seconds_total", &m("softirq"), 2, 0.4, 0.6);
             x.counter("node_cpu_seconds_total", &m("steal"), 2, 0.1, 0.3);
             x.add("node_cpu_seconds_total", &m("nice"), Kind::Const(12.34));
-            x.counter("node_softnet_processed_total", &[("cpu", c)], 0, 200.0, 80.0);
-            x.add("node_softnet_dropped_total", &[("cpu", c)], Kind::Const(0.0));
-            x.counter("node_softnet_times_squeezed_total", &[("cpu", c)], 0, 0.02, 0.15);
-            x.counter("node_schedstat_timeslices_total", &[("cpu", c)], 0, 300.0, 100.0);
-            x.add("node_cpu_guest_seconds_total", &[("cpu", c), ("mode", "user")], Kind::Const(0.0));
+            x.counter(
+                "node_softnet_processed_total",
+                &[("cpu", c)],
+                0,
+                200.0,
+                80.0,
+            );
+            x.add(
+                "node_softnet_dropped_total",
+                &[("cpu", c)],
+                Kind::Const(0.0),
+            );
+            x.counter(
+                "node_softnet_times_squeezed_total",
+                &[("cpu", c)],
+                0,
+                0.02,
+                0.15,
+            );
+            x.counter(
+                "node_schedstat_timeslices_total",
+                &[("cpu", c)],
+                0,
+                300.0,
+                100.0,
+            );
+            x.add(
+                "node_cpu_guest_seconds_total",
+                &[("cpu", c), ("mode", "user")],
+                Kind::Const(0.0),
+            );
         }
-        for (dev, bytes, idle) in [("eth0", 150_000.0, 0.0), ("eth1", 1.0, 1.0), ("lo", 20_000.0, 0.1), ("docker0", 3_000.0, 0.5)] {
+        for (dev, bytes, idle) in [
+            ("eth0", 150_000.0, 0.0),
+            ("eth1", 1.0, 1.0),
+            ("lo", 20_000.0, 0.1),
+            ("docker0", 3_000.0, 0.5),
+        ] {
             let d = [("device", dev)];
             x.bursty("node_network_receive_bytes_total", &d, 1, bytes, 1.0, idle);
-            x.bursty("node_network_transmit_bytes_total", &d, 1, bytes * 0.6, 1.0, idle);
+            x.bursty(
+                "node_network_transmit_bytes_total",
+                &d,
+                1,
+                bytes * 0.6,
+                1.0,
+                idle,
+            );
             let pk = bytes / 700.0 * (1.0 - idle);
             x.counter("node_network_receive_packets_total", &d, 0, pk, pk * 0.5);
-            x.counter("node_network_transmit_packets_total", &d, 0, pk * 0.8, pk * 0.4);
+            x.counter(
+                "node_network_transmit_packets_total",
+                &d,
+                0,
+                pk * 0.8,
+                pk * 0.4,
+            );
             x.add("node_network_receive_errs_total", &d, Kind::Const(0.0));
             x.add("node_network_transmit_errs_total", &d, Kind::Const(0.0));
             x.counter("node_network_receive_drop_total", &d, 0, 0.01, 0.1);
             x.add("node_network_transmit_drop_total", &d, Kind::Const(0.0));
-            x.add("node_network_mtu_bytes", &d, Kind::Const(if dev == "lo" { 65536.0 } else { 1500.0 }));
+            x.add(
+                "node_network_mtu_bytes",
+                &d,
+                Kind::Const(if dev == "lo" { 65536.0 } else { 1500.0 }),
+            );
             x.add("node_network_up", &d, Kind::Const(1.0));
             x.add("node_network_carrier", &d, Kind::Const(1.0));
             x.add("node_network_speed_bytes", &d, Kind::Const(1.25e9));
@@ -315,48 +402,130 @@ mod data {
             x.counter("node_disk_read_time_seconds_total", &d, 3, 3.0, 4.0);
             x.counter("node_disk_write_time_seconds_total", &d, 3, 20.0, 20.0);
             x.counter("node_disk_io_time_seconds_total", &d, 3, 15.0, 10.0);
-            x.counter("node_disk_io_time_weighted_seconds_total", &d, 3, 40.0, 40.0);
+            x.counter(
+                "node_disk_io_time_weighted_seconds_total",
+                &d,
+                3,
+                40.0,
+                40.0,
+            );
             x.gauge("node_disk_io_now", &d, 1, 0, 0.3, 1.0, 0, 4);
         }
         let constant_mem = [
-            "MemTotal", "SwapTotal", "SwapFree", "HugePages_Total", "HugePages_Free", "HugePages_Rsvd",
-            "HugePages_Surp", "Hugepagesize", "VmallocTotal", "CmaTotal", "CmaFree", "DirectMap4k",
-            "DirectMap2M", "DirectMap1G", "Mlocked",
+            "MemTotal",
+            "SwapTotal",
+            "SwapFree",
+            "HugePages_Total",
+            "HugePages_Free",
+            "HugePages_Rsvd",
+            "HugePages_Surp",
+            "Hugepagesize",
+            "VmallocTotal",
+            "CmaTotal",
+            "CmaFree",
+            "DirectMap4k",
+            "DirectMap2M",
+            "DirectMap1G",
+            "Mlocked",
         ];
         for m in constant_mem {
             let v = (x.rng.u64() % 50_000_000) as f64 * 1024.0;
             x.add(&format!("node_memory_{m}_bytes"), &[], Kind::Const(v));
         }
         let moving_mem: [(&str, f64, f64); 30] = [
-            ("MemFree", 0.9, 2000.0), ("MemAvailable", 0.9, 2000.0), ("Cached", 0.7, 500.0),
-            ("Buffers", 0.5, 20.0), ("Active", 0.8, 1000.0), ("Inactive", 0.8, 1000.0),
-            ("Active_anon", 0.8, 800.0), ("Inactive_anon", 0.5, 200.0), ("Active_file", 0.6, 400.0),
-            ("Inactive_file", 0.6, 400.0), ("Dirty", 0.9, 300.0), ("Writeback", 0.2, 50.0),
-            ("AnonPages", 0.8, 800.0), ("Mapped", 0.3, 50.0), ("Shmem", 0.2, 20.0), ("Slab", 0.6, 30.0),
-            ("SReclaimable", 0.5, 25.0), ("SUnreclaim", 0.5, 10.0), ("KernelStack", 0.3, 4.0),
-            ("PageTables", 0.5, 20.0), ("Committed_AS", 0.7, 1000.0), ("VmallocUsed", 0.1, 8.0),
-            ("Percpu", 0.05, 4.0), ("AnonHugePages", 0.05, 2048.0), ("Unevictable", 0.01, 1.0),
-            ("SwapCached", 0.01, 1.0), ("KReclaimable", 0.5, 25.0), ("Bounce", 0.0, 0.0),
-            ("WritebackTmp", 0.0, 0.0), ("Inactive_file_low", 0.3, 100.0),
+            ("MemFree", 0.9, 2000.0),
+            ("MemAvailable", 0.9, 2000.0),
+            ("Cached", 0.7, 500.0),
+            ("Buffers", 0.5, 20.0),
+            ("Active", 0.8, 1000.0),
+            ("Inactive", 0.8, 1000.0),
+            ("Active_anon", 0.8, 800.0),
+            ("Inactive_anon", 0.5, 200.0),
+            ("Active_file", 0.6, 400.0),
+            ("Inactive_file", 0.6, 400.0),
+            ("Dirty", 0.9, 300.0),
+            ("Writeback", 0.2, 50.0),
+            ("AnonPages", 0.8, 800.0),
+            ("Mapped", 0.3, 50.0),
+            ("Shmem", 0.2, 20.0),
+            ("Slab", 0.6, 30.0),
+            ("SReclaimable", 0.5, 25.0),
+            ("SUnreclaim", 0.5, 10.0),
+            ("KernelStack", 0.3, 4.0),
+            ("PageTables", 0.5, 20.0),
+            ("Committed_AS", 0.7, 1000.0),
+            ("VmallocUsed", 0.1, 8.0),
+            ("Percpu", 0.05, 4.0),
+            ("AnonHugePages", 0.05, 2048.0),
+            ("Unevictable", 0.01, 1.0),
+            ("SwapCached", 0.01, 1.0),
+            ("KReclaimable", 0.5, 25.0),
+            ("Bounce", 0.0, 0.0),
+            ("WritebackTmp", 0.0, 0.0),
+            ("Inactive_file_low", 0.3, 100.0),
         ];
         for (m, p, sd) in moving_mem {
-            x.gauge(&format!("node_memory_{m}_bytes"), &[], 1024, 0, p, sd, 0, 30_000_000);
+            x.gauge(
+                &format!("node_memory_{m}_bytes"),
+                &[],
+                1024,
+                0,
+                p,
+                sd,
+                0,
+                30_000_000,
+            );
         }
         for (mp, dev, fs, busy) in [
-            ("/", "/dev/nvme0n1p2", "ext4", 0.6), ("/boot", "/dev/nvme0n1p1", "vfat", 0.0),
-            ("/var", "/dev/nvme1n1p1", "xfs", 0.8), ("/home", "/dev/sda1", "ext4", 0.1),
-            ("/run", "tmpfs", "tmpfs", 0.3), ("/dev/shm", "tmpfs", "tmpfs", 0.05),
-            ("/var/lib/docker", "/dev/mapper/docker", "xfs", 0.5), ("/tmp", "tmpfs", "tmpfs", 0.2),
+            ("/", "/dev/nvme0n1p2", "ext4", 0.6),
+            ("/boot", "/dev/nvme0n1p1", "vfat", 0.0),
+            ("/var", "/dev/nvme1n1p1", "xfs", 0.8),
+            ("/home", "/dev/sda1", "ext4", 0.1),
+            ("/run", "tmpfs", "tmpfs", 0.3),
+            ("/dev/shm", "tmpfs", "tmpfs", 0.05),
+            ("/var/lib/docker", "/dev/mapper/docker", "xfs", 0.5),
+            ("/tmp", "tmpfs", "tmpfs", 0.2),
         ] {
             let l = [("device", dev), ("fstype", fs), ("mountpoint", mp)];
             let size = (x.rng.u64() % 100_000_000 + 1_000_000) as f64 * 4096.0;
             x.add("node_filesystem_size_bytes", &l, Kind::Const(size));
-            x.add("node_filesystem_files", &l, Kind::Const((size / 16384.0).round()));
+            x.add(
+                "node_filesystem_files",
+                &l,
+                Kind::Const((size / 16384.0).round()),
+            );
             x.add("node_filesystem_readonly", &l, Kind::Const(0.0));
             x.add("node_filesystem_device_error", &l, Kind::Const(0.0));
-            x.gauge("node_filesystem_avail_bytes", &l, 4096, 0, busy, 50.0, 0, 100_000_000);
-            x.gauge("node_filesystem_free_bytes", &l, 4096, 0, busy, 50.0, 0, 100_000_000);
-            x.gauge("node_filesystem_files_free", &l, 1, 0, busy * 0.5, 5.0, 0, 10_000_000);
+            x.gauge(
+                "node_filesystem_avail_bytes",
+                &l,
+                4096,
+                0,
+                busy,
+                50.0,
+                0,
+                100_000_000,
+            );
+            x.gauge(
+                "node_filesystem_free_bytes",
+                &l,
+                4096,
+                0,
+                busy,
+                50.0,
+                0,
+                100_000_000,
+            );
+            x.gauge(
+                "node_filesystem_files_free",
+                &l,
+                1,
+                0,
+                busy * 0.5,
+                5.0,
+                0,
+                10_000_000,
+            );
         }
         x.gauge("node_load1", &[], 1, 2, 0.8, 5.0, 0, 1600);
         x.gauge("node_load5", &[], 1, 2, 0.6, 2.0, 0, 1600);
@@ -369,23 +538,53 @@ mod data {
         x.counter("node_vmstat_pgmajfault", &[], 0, 0.3, 0.7);
         x.add("node_vmstat_oom_kill", &[], Kind::Const(0.0));
         for (i, mean) in [1.0, 5.0, 40.0, 300.0, 1000.0].into_iter().enumerate() {
-            x.counter(&format!("node_vmstat_misc{i}"), &[], 0, mean, mean * 0.5 + 0.3);
+            x.counter(
+                &format!("node_vmstat_misc{i}"),
+                &[],
+                0,
+                mean,
+                mean * 0.5 + 0.3,
+            );
         }
         x.bursty("node_netstat_IpExt_InOctets", &[], 1, 200_000.0, 1.0, 0.0);
         x.bursty("node_netstat_IpExt_OutOctets", &[], 1, 120_000.0, 1.0, 0.0);
         for i in 0..38 {
             // Means spread log-uniformly from 0.001 to 2000 a second.
             let mean = 10f64.powf(x.rng.range(-3.0, 3.3));
-            x.counter(&format!("node_netstat_Stat{i}"), &[], 0, mean, mean * 0.5 + 0.3);
+            x.counter(
+                &format!("node_netstat_Stat{i}"),
+                &[],
+                0,
+                mean,
+                mean * 0.5 + 0.3,
+            );
         }
         for i in 0..16 {
             let (p, sd) = [(0.3, 2.0), (0.6, 5.0), (0.1, 1.0), (0.5, 3.0)][i % 4];
-            x.gauge(&format!("node_sockstat_Gauge{i}"), &[], 1, 0, p, sd, 0, 2000);
+            x.gauge(
+                &format!("node_sockstat_Gauge{i}"),
+                &[],
+                1,
+                0,
+                p,
+                sd,
+                0,
+                2000,
+            );
         }
         for i in 0..8 {
             let sensor = format!("temp{i}");
             let mult = [1000, 500, 125, 1000][i % 4];
-            x.gauge("node_hwmon_temp_celsius", &[("chip", "platform_coretemp_0"), ("sensor", &sensor)], mult, 3, 0.3, 1.0, 25_000 / mult, 90_000 / mult);
+            x.gauge(
+                "node_hwmon_temp_celsius",
+                &[("chip", "platform_coretemp_0"), ("sensor", &sensor)],
+                mult,
+                3,
+                0.3,
+                1.0,
+                25_000 / mult,
+                90_000 / mult,
+            );
         }
         x.counter("node_context_switches_total", &[], 0, 15_000.0, 5_000.0);
         x.counter("node_intr_total", &[], 0, 20_000.0, 6_000.0);
@@ -398,17 +597,73 @@ mod data {
         x.add("node_time_seconds", &[], Kind::TimeSeconds);
         x.add("up", &[], Kind::Const(1.0));
         x.add("scrape_samples_scraped", &[], Kind::Const(500.0));
-        x.add("scrape_duration_seconds", &[], Kind::Float { mean: 0.015, sd: 0.004 });
-        x.add("node_timex_offset_seconds", &[], Kind::Float { mean: 0.0, sd: 1e-4 });
-        x.add("node_timex_frequency_adjustment_ratio", &[], Kind::Float { mean: 1.00001, sd: 1e-7 });
-        for c in ["cpu", "diskstats", "filesystem", "meminfo", "netdev", "netstat", "vmstat"] {
-            x.add("node_scrape_collector_duration_seconds", &[("collector", c)], Kind::Float { mean: 0.002, sd: 0.001 });
+        x.add(
+            "scrape_duration_seconds",
+            &[],
+            Kind::Float {
+                mean: 0.015,
+                sd: 0.004,
+            },
+        );
+        x.add(
+            "node_timex_offset_seconds",
+            &[],
+            Kind::Float {
+                mean: 0.0,
+                sd: 1e-4,
+            },
+        );
+        x.add(
+            "node_timex_frequency_adjustment_ratio",
+            &[],
+            Kind::Float {
+                mean: 1.00001,
+                sd: 1e-7,
+            },
+        );
+        for c in [
+            "cpu",
+            "diskstats",
+            "filesystem",
+            "meminfo",
+            "netdev",
+            "netstat",
+            "vmstat",
+        ] {
+            x.add(
+                "node_scrape_collector_duration_seconds",
+                &[("collector", c)],
+                Kind::Float {
+                    mean: 0.002,
+                    sd: 0.001,
+                },
+            );
         }
-        for (r, mean, sd) in [("cpu_waiting", 20_000.0, 15_000.0), ("io_waiting", 5_000.0, 5_000.0), ("io_stalled", 3_000.0, 3_000.0), ("memory_waiting", 100.0, 300.0), ("memory_stalled", 50.0, 150.0)] {
-            x.counter(&format!("node_pressure_{r}_seconds_total"), &[], 6, mean, sd);
+        for (r, mean, sd) in [
+            ("cpu_waiting", 20_000.0, 15_000.0),
+            ("io_waiting", 5_000.0, 5_000.0),
+            ("io_stalled", 3_000.0, 3_000.0),
+            ("memory_waiting", 100.0, 300.0),
+            ("memory_stalled", 50.0, 150.0),
+        ] {
+            x.counter(
+                &format!("node_pressure_{r}_seconds_total"),
+                &[],
+                6,
+                mean,
+                sd,
+            );
         }
-        x.add("node_uname_info", &[("release", "6.8.0-45-generic"), ("machine", "x86_64")], Kind::Const(1.0));
-        x.add("node_os_info", &[("id", "ubuntu"), ("version_id", "24.04")], Kind::Const(1.0));
+        x.add(
+            "node_uname_info",
+            &[("release", "6.8.0-45-generic"), ("machine", "x86_64")],
+            Kind::Const(1.0),
+        );
+        x.add(
+            "node_os_info",
+            &[("id", "ubuntu"), ("version_id", "24.04")],
+            Kind::Const(1.0),
+        );
         assert_eq!(x.out.len() - start, super::SERIES_PER_HOST);
     }
 
@@ -449,11 +704,26 @@ fn series_columns(hosts: usize) -> Vec<(Vec<i64>, Vec<f64>)> {
 fn report_codecs() {
     let cols = series_columns(2);
     let samples: usize = cols.iter().map(|c| c.0.len()).sum();
-    println!("\ncodec comparison, {} series × {} s ({} samples), data bytes only:", cols.len(), SECONDS, samples);
-    println!("{:<32} {:>6} {:>9} {:>9} {:>14}", "codec", "chunk", "ts B/smp", "val B/smp", "decode ns/smp");
+    println!(
+        "\ncodec comparison, {} series × {} s ({} samples), data bytes only:",
+        cols.len(),
+        SECONDS,
+        samples
+    );
+    println!(
+        "{:<32} {:>6} {:>9} {:>9} {:>14}",
+        "codec", "chunk", "ts B/smp", "val B/smp", "decode ns/smp"
+    );
     let row = |name: &str, chunk: usize, ts: usize, vals: usize, ns: f64| {
         let n = samples as f64;
-        println!("{:<32} {:>6} {:>9.3} {:>9.3} {:>14.2}", name, chunk, ts as f64 / n, vals as f64 / n, ns);
+        println!(
+            "{:<32} {:>6} {:>9.3} {:>9.3} {:>14.2}",
+            name,
+            chunk,
+            ts as f64 / n,
+            vals as f64 / n,
+            ns
+        );
     };
     for chunk in [64, 128, 256, 512] {
         for xor in [false, true] {
@@ -481,7 +751,11 @@ fn report_codecs() {
                 }
             }) * 1e9
                 / samples as f64;
-            let name = if xor { "FOR ts + Gorilla XOR values" } else { "hourglass (FOR/decimal/XOR)" };
+            let name = if xor {
+                "FOR ts + Gorilla XOR values"
+            } else {
+                "hourglass (FOR/decimal/XOR)"
+            };
             row(name, chunk, tb, vb, ns);
         }
     }
@@ -527,10 +801,19 @@ fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
 /// scrape as the scrape loops would (cached refs, one timestamp per host
 /// and scrape). Returns the store, the last timestamp and the time spent
 /// appending (generation excluded).
+// Scrape-major order: every second, every series.
+#[allow(clippy::needless_range_loop)]
 fn build_store(hosts: usize, seconds: usize) -> (Store, i64, f64) {
-    let store = Store::new(StoreConfig::default());
+    // `HG_CHUNK=<samples>` tries another chunk size.
+    let chunk = std::env::var("HG_CHUNK").map_or(hourglass::store::DEFAULT_CHUNK_SAMPLES, |c| {
+        c.parse().unwrap()
+    });
+    let store = Store::with_chunk_samples(StoreConfig::default(), chunk);
     let mut series = all_series(hosts);
-    let refs: Vec<SeriesRef> = series.iter().map(|s| store.get_or_create(&s.labels).unwrap()).collect();
+    let refs: Vec<SeriesRef> = series
+        .iter()
+        .map(|s| store.get_or_create(&s.labels).unwrap())
+        .collect();
     let ts: Vec<Vec<i64>> = (0..hosts).map(|h| data::timestamps(h, seconds)).collect();
     let mut batch = vec![0f64; series.len()];
     let mut appending = 0f64;
@@ -556,13 +839,42 @@ fn report_memory(hosts: usize, seconds: usize) -> (Store, i64) {
     let live = LIVE.load(Ordering::Relaxed) - before;
     let st = store.stats();
     let n = st.samples as f64;
-    println!("store of {} series × {} s = {} samples (chunk of {} samples):", st.series, seconds, st.samples, hourglass::store::DEFAULT_CHUNK_SAMPLES);
-    println!("  stats().bytes       {:>12}  = {:.3} bytes/sample all-in", st.bytes, st.bytes as f64 / n);
-    println!("    chunk data        {:>12}  = {:.3} bytes/sample", st.chunk_bytes, st.chunk_bytes as f64 / n);
-    println!("    index and labels  {:>12}  = {:.3} bytes/sample", st.index_bytes, st.index_bytes as f64 / n);
-    println!("    other (heads, chunk tables, slack)  = {:.3} bytes/sample", (st.bytes - st.chunk_bytes - st.index_bytes) as f64 / n);
-    println!("  allocator: live     {:>12}  = {:.3} bytes/sample (requested sizes, no malloc overhead)", live, live as f64 / n);
-    println!("  chunks {}, append during build: {:.2} M samples/s (one thread)", st.chunks, n / secs / 1e6);
+    println!(
+        "store of {} series × {} s = {} samples (chunk of {} samples):",
+        st.series,
+        seconds,
+        st.samples,
+        hourglass::store::DEFAULT_CHUNK_SAMPLES
+    );
+    println!(
+        "  stats().bytes       {:>12}  = {:.3} bytes/sample all-in",
+        st.bytes,
+        st.bytes as f64 / n
+    );
+    println!(
+        "    chunk data        {:>12}  = {:.3} bytes/sample",
+        st.chunk_bytes,
+        st.chunk_bytes as f64 / n
+    );
+    println!(
+        "    index and labels  {:>12}  = {:.3} bytes/sample",
+        st.index_bytes,
+        st.index_bytes as f64 / n
+    );
+    println!(
+        "    other (heads, chunk tables, slack)  = {:.3} bytes/sample",
+        (st.bytes - st.chunk_bytes - st.index_bytes) as f64 / n
+    );
+    println!(
+        "  allocator: live     {:>12}  = {:.3} bytes/sample (requested sizes, no malloc overhead)",
+        live,
+        live as f64 / n
+    );
+    println!(
+        "  chunks {}, append during build: {:.2} M samples/s (one thread)",
+        st.chunks,
+        n / secs / 1e6
+    );
     println!();
     (store, last)
 }
@@ -585,13 +897,18 @@ fn bench_append(c: &mut Criterion, hosts: usize, seconds: usize) {
         b.iter_batched(
             || {
                 let store = Store::new(StoreConfig::default());
-                let refs: Vec<SeriesRef> = series.iter().map(|s| store.get_or_create(&s.labels).unwrap()).collect();
+                let refs: Vec<SeriesRef> = series
+                    .iter()
+                    .map(|s| store.get_or_create(&s.labels).unwrap())
+                    .collect();
                 (store, refs)
             },
             |(store, refs)| {
                 for sec in 0..seconds {
                     for (i, &r) in refs.iter().enumerate() {
-                        store.append(r, ts[i / SERIES_PER_HOST][sec], cols[i][sec]).unwrap();
+                        store
+                            .append(r, ts[i / SERIES_PER_HOST][sec], cols[i][sec])
+                            .unwrap();
                     }
                 }
                 store
@@ -612,62 +929,82 @@ fn bench_select(c: &mut Criterion, store: &Store, last: i64) {
     ];
     let mut g = c.benchmark_group("select");
     g.sample_size(20);
-    for (name, ms, window) in cases {
-        let set = store.select(&ms, last - window, last);
-        println!("select {name}: {} series, {} samples", set.series.len(), set.ts.len());
+    for (name, ms, window) in &cases {
+        let (mint, maxt) = (last - window, last);
+        let set = store.select(ms, mint, maxt);
+        println!(
+            "select {name}: {} series, {} samples",
+            set.series.len(),
+            set.ts.len()
+        );
         g.throughput(Throughput::Elements(set.ts.len() as u64));
-        g.bench_function(name, |b| b.iter(|| black_box(store.select(&ms, last - window, last))));
+        // A fresh result each time, as `select` returns: for millions of
+        // samples mostly the kernel mapping fresh pages for the result.
+        g.bench_function(format!("{name}/select"), |b| {
+            b.iter(|| black_box(store.select(ms, mint, maxt)))
+        });
+        // The same into a reused result.
+        let mut out = hourglass::store::SeriesSet::default();
+        g.bench_function(format!("{name}/select_into"), |b| {
+            b.iter(|| {
+                store.select_into(ms, mint, maxt, &mut out);
+                black_box(out.ts.len())
+            })
+        });
+        // Series by series through a small buffer, summing each as a
+        // consumer like rate() would read it.
+        g.bench_function(format!("{name}/select_each"), |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                store.select_each(ms, mint, maxt, |_, _, v| sum += v[v.len() - 1] - v[0]);
+                black_box(sum)
+            })
+        });
     }
     g.finish();
 }
 
-/// `HG_PROFILE=<hosts>`: build a store of that many hosts and loop
-/// `select_into` over the 5-minute window, for profiling with perf.
+/// `HG_PROFILE=<hosts>`: only build a store of that many hosts and run
+/// `select_into` and `select_each` over 5 minutes in a loop, printing the
+/// best times; for profiling with perf without criterion's machinery.
 fn profile(hosts: usize) {
     let (store, last, secs) = build_store(hosts, SECONDS);
-    println!("append: {:.2} M samples/s", store.stats().samples as f64 / secs / 1e6);
-    if std::env::var("HG_APPEND_ONLY").is_ok() {
-        return;
-    }
+    let st = store.stats();
+    println!(
+        "append: {:.2} M samples/s, {:.3} bytes/sample",
+        st.samples as f64 / secs / 1e6,
+        st.bytes as f64 / st.samples as f64
+    );
     let ms = [Matcher::new(MatchOp::Equal, "job", "node")];
     let mut out = hourglass::store::SeriesSet::default();
-    let mut best = f64::MAX;
-    for _ in 0..200 {
-        let start = Instant::now();
-        store.select_into(&ms, last - 300_000, last, &mut out);
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    println!("select_into {} series × 5 m: best {:.3} ms, {} samples", out.series.len(), best * 1e3, out.ts.len());
-    let mut best = f64::MAX;
-    for _ in 0..200 {
-        let start = Instant::now();
+    let t = best_of(100, || {
+        store.select_into(&ms, last - 300_000, last, &mut out)
+    });
+    println!(
+        "select_into {} series × 5 m: best {:.3} ms, {} samples",
+        out.series.len(),
+        t * 1e3,
+        out.ts.len()
+    );
+    let t = best_of(300, || {
         let mut n = 0;
         store.select_each(&ms, last - 300_000, last, |_, t, _| n += t.len());
         black_box(n);
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    println!("select_each {} series × 5 m: best {:.3} ms", out.series.len(), best * 1e3);
-    // One host's 500 series: small enough to stay in cache between runs,
-    // so this shows the cost of decoding alone.
-    let one = [Matcher::new(MatchOp::Equal, "instance", "host-00.example.internal:9100")];
-    let mut best = f64::MAX;
-    let mut n = 0;
-    let reps = std::env::var("HG_REPS").map_or(1000, |r| r.parse().unwrap());
-    for _ in 0..reps {
-        let start = Instant::now();
-        n = 0;
-        store.select_each(&one, last - 300_000, last, |_, t, _| n += t.len());
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    println!("select_each 500 series (cached) × 5 m: best {:.3} ms, {:.2} ns/sample", best * 1e3, best * 1e9 / n as f64);
+    });
+    println!(
+        "select_each {} series × 5 m: best {:.3} ms",
+        out.series.len(),
+        t * 1e3
+    );
 }
 
 fn main() {
     if let Ok(h) = std::env::var("HG_PROFILE") {
         return profile(h.parse().expect("HG_PROFILE=<hosts>"));
     }
-    // `cargo test --benches` runs this with --test: keep it short then.
-    let quick = std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes --bench; without it (`cargo test --benches`)
+    // criterion runs each benchmark once: keep the data small then too.
+    let quick = !std::env::args().any(|a| a == "--bench");
     let (hosts, seconds) = if quick { (1, 300) } else { (HOSTS, SECONDS) };
     if !quick {
         report_codecs();

@@ -6,16 +6,16 @@
 
 use std::collections::HashMap;
 
+use promql_parser::parser::token::TokenId;
 use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
     T_STDVAR, T_SUM, T_TOPK,
 };
-use promql_parser::parser::token::TokenId;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::eval::Evaluator;
-use super::stats::{format_go_float, kahan_inc, quantile};
 use super::grouping::Grouping;
+use super::stats::{format_go_float, kahan_inc, quantile};
 use super::steps::{Cursors, StepOut};
 use super::value::{Batch, SeriesMeta, Steps, Val};
 use super::{PromqlError, Result};
@@ -177,7 +177,8 @@ fn aggregate(
         out.add(SeriesMeta::owned(grouping.labels(&input.series[i])));
     }
     let mut accs = vec![Acc::default(); first.len()];
-    let mut values: Vec<Vec<f64>> = vec![Vec::new(); if op == T_QUANTILE { first.len() } else { 0 }];
+    let mut values: Vec<Vec<f64>> =
+        vec![Vec::new(); if op == T_QUANTILE { first.len() } else { 0 }];
     let mut cur = Cursors::new(input);
     for k in 0..steps.len() {
         let t = steps.t(k);
@@ -280,8 +281,20 @@ fn sort_heap(h: &mut [(f64, u32)], top: bool) {
 /// topk/bottomk: the k largest (smallest) elements per group, keeping their
 /// labels; ties go to the series seen first, as with Prometheus' heap.
 fn top_k(input: &Batch, grouping: &Grouping, ks: &[f64], top: bool, steps: Steps) -> Result<Batch> {
-    let max = ks.iter().fold(f64::NEG_INFINITY, |m, &k| if m.is_nan() || k.is_nan() { f64::NAN } else { m.max(k) });
-    let min = ks.iter().fold(f64::INFINITY, |m, &k| if m.is_nan() || k.is_nan() { f64::NAN } else { m.min(k) });
+    let max = ks.iter().fold(f64::NEG_INFINITY, |m, &k| {
+        if m.is_nan() || k.is_nan() {
+            f64::NAN
+        } else {
+            m.max(k)
+        }
+    });
+    let min = ks.iter().fold(f64::INFINITY, |m, &k| {
+        if m.is_nan() || k.is_nan() {
+            f64::NAN
+        } else {
+            m.min(k)
+        }
+    });
     if max < 1.0 {
         return Ok(Batch::new());
     }
@@ -289,10 +302,14 @@ fn top_k(input: &Batch, grouping: &Grouping, ks: &[f64], top: bool, steps: Steps
         return Err(PromqlError::Eval("Parameter value is NaN".into()));
     }
     if min <= -9_223_372_036_854_775_808.0 {
-        return Err(PromqlError::Eval(format!("Scalar value {min} underflows int64")));
+        return Err(PromqlError::Eval(format!(
+            "Scalar value {min} underflows int64"
+        )));
     }
     if max >= 9_223_372_036_854_774_784.0 {
-        return Err(PromqlError::Eval(format!("Scalar value {max} overflows int64")));
+        return Err(PromqlError::Eval(format!(
+            "Scalar value {max} overflows int64"
+        )));
     }
     let (group_of, first) = assign_groups(input, grouping);
     let mut heaps: Vec<Vec<(f64, u32)>> = vec![Vec::new(); first.len()];

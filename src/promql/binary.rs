@@ -4,11 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use promql_parser::parser::token::TokenId;
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
     T_MUL, T_NEQ, T_POW, T_SUB,
 };
-use promql_parser::parser::token::TokenId;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::eval::{type_error, Evaluator};
@@ -27,8 +27,8 @@ pub(crate) fn check_supported(b: &BinaryExpr) -> Result<()> {
         }
     }
     match b.op.id() {
-        T_ADD | T_SUB | T_MUL | T_DIV | T_MOD | T_POW | T_ATAN2 | T_EQLC | T_NEQ | T_GTR | T_LSS
-        | T_GTE | T_LTE | T_LAND | T_LOR | T_LUNLESS => Ok(()),
+        T_ADD | T_SUB | T_MUL | T_DIV | T_MOD | T_POW | T_ATAN2 | T_EQLC | T_NEQ | T_GTR
+        | T_LSS | T_GTE | T_LTE | T_LAND | T_LOR | T_LUNLESS => Ok(()),
         _ => Err(PromqlError::Unsupported(format!(
             "unsupported binary operator {}",
             b.op
@@ -49,12 +49,22 @@ pub(crate) fn eval(ev: &mut Evaluator, e: &BinaryExpr, steps: Steps) -> Result<V
             }
             Ok(Val::Scalar(l))
         }
-        (Val::Vector(l), Val::Scalar(r)) => {
-            Ok(Val::Vector(vector_scalar(l, &r, op, false, return_bool, steps)?))
-        }
-        (Val::Scalar(l), Val::Vector(r)) => {
-            Ok(Val::Vector(vector_scalar(r, &l, op, true, return_bool, steps)?))
-        }
+        (Val::Vector(l), Val::Scalar(r)) => Ok(Val::Vector(vector_scalar(
+            l,
+            &r,
+            op,
+            false,
+            return_bool,
+            steps,
+        )?)),
+        (Val::Scalar(l), Val::Vector(r)) => Ok(Val::Vector(vector_scalar(
+            r,
+            &l,
+            op,
+            true,
+            return_bool,
+            steps,
+        )?)),
         (Val::Vector(l), Val::Vector(r)) => {
             let default = BinModifier::default();
             let m = e.modifier.as_ref().unwrap_or(&default);
@@ -69,7 +79,10 @@ pub(crate) fn eval(ev: &mut Evaluator, e: &BinaryExpr, steps: Steps) -> Result<V
             };
             Ok(Val::Vector(b))
         }
-        _ => Err(type_error("operand of a binary expression", "scalar or instant vector")),
+        _ => Err(type_error(
+            "operand of a binary expression",
+            "scalar or instant vector",
+        )),
     }
 }
 
@@ -335,14 +348,16 @@ fn vector_vector(
             }
             let o = if include.is_empty() {
                 if out_by_many[i] == u32::MAX {
-                    out_by_many[i] = result_series(&mut out, &mt, &many.series[i], &one.series[j as usize]);
+                    out_by_many[i] =
+                        result_series(&mut out, &mt, &many.series[i], &one.series[j as usize]);
                 }
                 out_by_many[i]
             } else {
                 match out_by_pair.get(&(i as u32, j)) {
                     Some(&o) => o,
                     None => {
-                        let o = result_series(&mut out, &mt, &many.series[i], &one.series[j as usize]);
+                        let o =
+                            result_series(&mut out, &mt, &many.series[i], &one.series[j as usize]);
                         out_by_pair.insert((i as u32, j), o);
                         o
                     }

@@ -3,7 +3,9 @@
 
 use std::time::SystemTime;
 
-use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
 
 use super::value::{Batch, RangeData, SeriesMeta, Steps, Val};
 use super::{
@@ -190,7 +192,9 @@ impl<'a> Evaluator<'a> {
             return Ok(rd);
         }
         let (first, last) = (rd.window_end(&steps, 0), rd.window_end(&steps, n - 1));
-        let set = self.store.select(&matchers(&ms.vs), first - range + 1, last);
+        let set = self
+            .store
+            .select(&matchers(&ms.vs), first - range + 1, last);
         self.charge(set.ts.len())?;
         rd.batch = Batch::from_series_set(set);
         rd.batch.uniform_names = has_exact_name(&ms.vs);
@@ -201,11 +205,11 @@ impl<'a> Evaluator<'a> {
     /// the subquery step covering every outer window, as Prometheus aligns.
     fn eval_subquery(&mut self, sq: &SubqueryExpr, steps: Steps) -> Result<RangeData> {
         let range = sq.range.as_millis() as i64;
-        let step = sq
-            .step
-            .map_or(self.default_step, |s| s.as_millis() as i64);
+        let step = sq.step.map_or(self.default_step, |s| s.as_millis() as i64);
         if step <= 0 {
-            return Err(PromqlError::InvalidQuery("subquery step must be positive".into()));
+            return Err(PromqlError::InvalidQuery(
+                "subquery step must be positive".into(),
+            ));
         }
         let mut rd = RangeData {
             batch: Batch::new(),

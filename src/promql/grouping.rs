@@ -41,7 +41,10 @@ impl Grouping {
     }
 
     fn selects(&self, name: &str) -> bool {
-        let listed = self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
+        let listed = self
+            .names
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .is_ok();
         if self.keep {
             listed
         } else {
@@ -62,7 +65,9 @@ impl Grouping {
                 if meta.drop_name && n == METRIC_NAME {
                     return None;
                 }
-                labels.iter().find(|l| l.name.len() == n.len() && l.name == *n)
+                labels
+                    .iter()
+                    .find(|l| l.name.len() == n.len() && l.name == *n)
             }))
         } else {
             hash_labels(meta.iter().filter(|l| self.selects(&l.name)))

@@ -117,7 +117,9 @@ pub enum PromqlError {
     #[error("{0}")]
     Eval(String),
     /// The query would hold more samples than allowed (the limit is carried).
-    #[error("query processing would load too many samples into memory in query execution (limit {0})")]
+    #[error(
+        "query processing would load too many samples into memory in query execution (limit {0})"
+    )]
     TooManySamples(usize),
 }
 
@@ -267,13 +269,7 @@ impl Engine {
     }
 
     fn evaluator<'a>(&'a self, store: &'a Store, start: i64, end: i64) -> eval::Evaluator<'a> {
-        eval::Evaluator::new(
-            store,
-            &self.opts,
-            self.default_subquery_step_ms,
-            start,
-            end,
-        )
+        eval::Evaluator::new(store, &self.opts, self.default_subquery_step_ms, start, end)
     }
 }
 
@@ -284,12 +280,27 @@ mod tests {
     #[test]
     fn parse_rejects_unsupported_functions_and_modifiers() {
         let err = parse("histogram_count(x)").unwrap_err();
-        assert_eq!(err, PromqlError::Unsupported("unsupported function histogram_count".into()));
+        assert_eq!(
+            err,
+            PromqlError::Unsupported("unsupported function histogram_count".into())
+        );
         assert_eq!(err.error_type(), "bad_data");
-        assert!(matches!(parse("limitk(2, x)"), Err(PromqlError::Unsupported(_))));
-        assert!(matches!(parse("a + fill(0) b"), Err(PromqlError::Unsupported(_))));
-        assert!(matches!(parse("x{a=\"1\" or b=\"2\"}"), Err(PromqlError::Unsupported(_))));
-        assert!(matches!(parse("sum(rate(x[5m]"), Err(PromqlError::Parse(_))));
+        assert!(matches!(
+            parse("limitk(2, x)"),
+            Err(PromqlError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse("a + fill(0) b"),
+            Err(PromqlError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse("x{a=\"1\" or b=\"2\"}"),
+            Err(PromqlError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse("sum(rate(x[5m]"),
+            Err(PromqlError::Parse(_))
+        ));
         assert!(parse("sum by (job) (rate(x[5m]))").is_ok());
     }
 
@@ -297,7 +308,92 @@ mod tests {
     fn error_kinds_map_to_api_error_types() {
         assert_eq!(PromqlError::Eval("x".into()).error_type(), "execution");
         assert_eq!(PromqlError::TooManySamples(1).error_type(), "execution");
-        assert_eq!(PromqlError::InvalidQuery("x".into()).error_type(), "bad_data");
+        assert_eq!(
+            PromqlError::InvalidQuery("x".into()).error_type(),
+            "bad_data"
+        );
+    }
+
+    fn store_with(series: &[(&str, &[(i64, f64)])]) -> Store {
+        let store = Store::new(Default::default());
+        for (name, samples) in series {
+            let l = Labels::from_pairs(&[("__name__", *name), ("job", "a")]);
+            for &(t, v) in *samples {
+                store.append_labels(&l, t, v).unwrap();
+            }
+        }
+        store
+    }
+
+    #[test]
+    fn instant_query_results_by_type() {
+        let store = store_with(&[("x", &[(1_000, 1.0), (2_000, 2.0), (3_000, 3.0)])]);
+        let engine = Engine::new(EngineOptions::default());
+        let q = |s: &str| {
+            engine
+                .instant_query(&store, &parse(s).unwrap(), 3_000)
+                .unwrap()
+        };
+        assert_eq!(q("1 + 1"), Value::Scalar(2.0));
+        assert_eq!(q("\"s\""), Value::String("s".into()));
+        let Value::Vector(v) = q("x") else { panic!() };
+        assert_eq!((v[0].t, v[0].v), (3_000, 3.0));
+        assert_eq!(v[0].labels.metric_name(), "x");
+        // A range selector gives the raw samples of the left-open window.
+        let Value::Matrix(m) = q("x[2s]") else {
+            panic!()
+        };
+        assert_eq!(
+            m[0].samples,
+            vec![Sample { t: 2_000, v: 2.0 }, Sample { t: 3_000, v: 3.0 }]
+        );
+        assert_eq!(m[0].labels.metric_name(), "x");
+    }
+
+    #[test]
+    fn range_query_of_a_scalar_is_one_series() {
+        let store = store_with(&[]);
+        let engine = Engine::new(EngineOptions::default());
+        let v = engine
+            .range_query(&store, &parse("time()").unwrap(), 0, 2_000, 1_000)
+            .unwrap();
+        let Value::Matrix(m) = v else { panic!() };
+        assert_eq!(m.len(), 1);
+        assert!(m[0].labels.is_empty());
+        assert_eq!(
+            m[0].samples.iter().map(|s| s.v).collect::<Vec<_>>(),
+            vec![0.0, 1.0, 2.0]
+        );
+    }
+
+    #[test]
+    fn too_many_samples_is_an_execution_error() {
+        let samples: Vec<(i64, f64)> = (0..100).map(|i| (i * 1_000, i as f64)).collect();
+        let store = store_with(&[("x", &samples)]);
+        let engine = Engine::new(EngineOptions {
+            max_samples: 50,
+            ..Default::default()
+        });
+        let err = engine
+            .instant_query(&store, &parse("sum_over_time(x[1m])").unwrap(), 99_000)
+            .unwrap_err();
+        assert_eq!(err, PromqlError::TooManySamples(50));
+        assert_eq!(err.kind(), ErrorKind::Execution);
+        assert!(engine
+            .instant_query(&store, &parse("sum_over_time(x[30s])").unwrap(), 99_000)
+            .is_ok());
+    }
+
+    #[test]
+    fn unsupported_functions_fail_at_evaluation_too() {
+        // An expression built without `parse` still gets a clear error.
+        let e = promql_parser::parser::parse("sort_by_label(x, \"a\")").unwrap();
+        let store = store_with(&[]);
+        let engine = Engine::new(EngineOptions::default());
+        assert_eq!(
+            engine.instant_query(&store, &e, 0).unwrap_err(),
+            PromqlError::Unsupported("unsupported function sort_by_label".into())
+        );
     }
 
     #[test]

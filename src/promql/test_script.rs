@@ -99,7 +99,9 @@ pub fn parse_series_labels(desc: &str) -> Result<Labels, String> {
     }
     for m in &vs.matchers.matchers {
         if !matches!(m.op, MatchOp::Equal) {
-            return Err(format!("{desc}: only '=' is allowed in a series description"));
+            return Err(format!(
+                "{desc}: only '=' is allowed in a series description"
+            ));
         }
         b.set(&m.name, &m.value);
     }
@@ -149,13 +151,19 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let mut total = 0i64;
     let mut rest = body;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("invalid duration {s:?}"));
         }
-        let n: i64 = rest[..digits].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -274,7 +282,9 @@ fn load(store: &Store, step: &str, block: &[&str]) -> Result<(), String> {
 }
 
 fn eval(engine: &Engine, store: &Store, line: &str, block: &[&str]) -> Result<(), String> {
-    let (cmd, rest) = line.split_once(char::is_whitespace).ok_or("incomplete eval")?;
+    let (cmd, rest) = line
+        .split_once(char::is_whitespace)
+        .ok_or("incomplete eval")?;
     let mut exp = Expectations {
         fail: cmd == "eval_fail",
         ordered: cmd == "eval_ordered",
@@ -283,14 +293,24 @@ fn eval(engine: &Engine, store: &Store, line: &str, block: &[&str]) -> Result<()
     parse_expectations(block, &mut exp)?;
     let rest = rest.trim_start();
     if let Some(r) = rest.strip_prefix("instant") {
-        let r = r.trim_start().strip_prefix("at").ok_or("expected 'at'")?.trim_start();
+        let r = r
+            .trim_start()
+            .strip_prefix("at")
+            .ok_or("expected 'at'")?
+            .trim_start();
         let (t, q) = r.split_once(char::is_whitespace).ok_or("missing query")?;
         eval_instant(engine, store, parse_duration_ms(t)?, q.trim(), &exp)
     } else if let Some(r) = rest.strip_prefix("range") {
-        let r = r.trim_start().strip_prefix("from").ok_or("expected 'from'")?;
+        let r = r
+            .trim_start()
+            .strip_prefix("from")
+            .ok_or("expected 'from'")?;
         let (from, r) = r.split_once(" to ").ok_or("expected 'to'")?;
         let (to, r) = r.split_once(" step ").ok_or("expected 'step'")?;
-        let (step, q) = r.trim_start().split_once(char::is_whitespace).ok_or("missing query")?;
+        let (step, q) = r
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .ok_or("missing query")?;
         let (from, to, step) = (
             parse_duration_ms(from)?,
             parse_duration_ms(to)?,
@@ -355,7 +375,13 @@ fn check_failure(exp: &Expectations, err: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn eval_instant(engine: &Engine, store: &Store, t: i64, q: &str, exp: &Expectations) -> Result<(), String> {
+fn eval_instant(
+    engine: &Engine,
+    store: &Store,
+    t: i64,
+    q: &str,
+    exp: &Expectations,
+) -> Result<(), String> {
     let res = parse(q).and_then(|e| engine.instant_query(store, &e, t));
     let v = match (res, exp.fail) {
         (Err(e), true) => return check_failure(exp, &e.to_string()),
@@ -365,7 +391,9 @@ fn eval_instant(engine: &Engine, store: &Store, t: i64, q: &str, exp: &Expectati
     };
     match &v {
         Value::Scalar(s) => {
-            let want = exp.scalar.ok_or_else(|| format!("{q}: unexpected scalar {s}"))?;
+            let want = exp
+                .scalar
+                .ok_or_else(|| format!("{q}: unexpected scalar {s}"))?;
             if !almost_equal(want, *s, 1e-6) {
                 return Err(format!("{q}: expected scalar {want}, got {s}"));
             }
@@ -376,8 +404,10 @@ fn eval_instant(engine: &Engine, store: &Store, t: i64, q: &str, exp: &Expectati
             }
         }
         Value::Vector(vec) => {
-            let got: Vec<(Labels, Vec<(i64, f64)>)> =
-                vec.iter().map(|s| (s.labels.clone(), vec![(t, s.v)])).collect();
+            let got: Vec<(Labels, Vec<(i64, f64)>)> = vec
+                .iter()
+                .map(|s| (s.labels.clone(), vec![(t, s.v)]))
+                .collect();
             let want = expected_points(&exp.series, t, t, 1)?;
             compare(q, &want, &got, exp.ordered)?;
         }
@@ -385,7 +415,12 @@ fn eval_instant(engine: &Engine, store: &Store, t: i64, q: &str, exp: &Expectati
             let (from, to, step) = exp.range.unwrap_or((t, t, 1));
             let got: Vec<(Labels, Vec<(i64, f64)>)> = m
                 .iter()
-                .map(|s| (s.labels.clone(), s.samples.iter().map(|p| (p.t, p.v)).collect()))
+                .map(|s| {
+                    (
+                        s.labels.clone(),
+                        s.samples.iter().map(|p| (p.t, p.v)).collect(),
+                    )
+                })
                 .collect();
             let want = expected_points(&exp.series, from, to, step)?;
             compare(q, &want, &got, false)?;
@@ -399,7 +434,13 @@ fn eval_instant(engine: &Engine, store: &Store, t: i64, q: &str, exp: &Expectati
 
 /// Like Prometheus' test runner, re-runs an instant query as a range query
 /// around its time and checks that the middle step gives the same answer.
-fn check_range_consistency(engine: &Engine, store: &Store, t: i64, q: &str, inst: &Value) -> Result<(), String> {
+fn check_range_consistency(
+    engine: &Engine,
+    store: &Store,
+    t: i64,
+    q: &str,
+    inst: &Value,
+) -> Result<(), String> {
     let e = parse(q).map_err(|e| e.to_string())?;
     let Value::Matrix(m) = engine
         .range_query(store, &e, t - 60_000, t + 60_000, 60_000)
@@ -418,13 +459,27 @@ fn check_range_consistency(engine: &Engine, store: &Store, t: i64, q: &str, inst
         .collect();
     let want: Vec<(Labels, Vec<(i64, f64)>)> = match inst {
         Value::Scalar(v) => vec![(Labels::empty(), vec![(t, *v)])],
-        Value::Vector(v) => v.iter().map(|s| (s.labels.clone(), vec![(t, s.v)])).collect(),
+        Value::Vector(v) => v
+            .iter()
+            .map(|s| (s.labels.clone(), vec![(t, s.v)]))
+            .collect(),
         _ => return Ok(()),
     };
-    compare(&format!("{q} (range query at the same time)"), &want, &got, false)
+    compare(
+        &format!("{q} (range query at the same time)"),
+        &want,
+        &got,
+        false,
+    )
 }
 
-fn eval_range(engine: &Engine, store: &Store, (from, to, step): (i64, i64, i64), q: &str, exp: &Expectations) -> Result<(), String> {
+fn eval_range(
+    engine: &Engine,
+    store: &Store,
+    (from, to, step): (i64, i64, i64),
+    q: &str,
+    exp: &Expectations,
+) -> Result<(), String> {
     let res = parse(q).and_then(|e| engine.range_query(store, &e, from, to, step));
     let v = match (res, exp.fail) {
         (Err(e), true) => return check_failure(exp, &e.to_string()),
@@ -437,7 +492,12 @@ fn eval_range(engine: &Engine, store: &Store, (from, to, step): (i64, i64, i64),
     };
     let got: Vec<(Labels, Vec<(i64, f64)>)> = m
         .iter()
-        .map(|s| (s.labels.clone(), s.samples.iter().map(|p| (p.t, p.v)).collect()))
+        .map(|s| {
+            (
+                s.labels.clone(),
+                s.samples.iter().map(|p| (p.t, p.v)).collect(),
+            )
+        })
         .collect();
     let want = expected_points(&exp.series, from, to, step)?;
     compare(q, &want, &got, false)
@@ -445,7 +505,12 @@ fn eval_range(engine: &Engine, store: &Store, (from, to, step): (i64, i64, i64),
 
 type Points = Vec<(Labels, Vec<(i64, f64)>)>;
 
-fn expected_points(series: &[(Labels, Vec<Option<f64>>)], from: i64, to: i64, step: i64) -> Result<Points, String> {
+fn expected_points(
+    series: &[(Labels, Vec<Option<f64>>)],
+    from: i64,
+    to: i64,
+    step: i64,
+) -> Result<Points, String> {
     series
         .iter()
         .map(|(l, vals)| {
@@ -471,7 +536,13 @@ fn compare(q: &str, want: &Points, got: &Points, ordered: bool) -> Result<(), St
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let fail = || Err(format!("{q}:\nexpected:\n{}\ngot:\n{}", show(want), show(got)));
+    let fail = || {
+        Err(format!(
+            "{q}:\nexpected:\n{}\ngot:\n{}",
+            show(want),
+            show(got)
+        ))
+    };
     if want.len() != got.len() {
         return fail();
     }
@@ -505,20 +576,37 @@ mod tests {
     fn expands_series_notation() {
         let v = expand_series_values("1 -2+4x3 1-2x2 _ _x2 stale 5x2 1e3+1x1").unwrap();
         let want = [
-            Some(1.0), Some(-2.0), Some(2.0), Some(6.0), Some(10.0), Some(1.0), Some(-1.0),
-            Some(-3.0), None, None, None,
+            Some(1.0),
+            Some(-2.0),
+            Some(2.0),
+            Some(6.0),
+            Some(10.0),
+            Some(1.0),
+            Some(-1.0),
+            Some(-3.0),
+            None,
+            None,
+            None,
         ];
         assert_eq!(&v[..11], &want);
         assert!(is_stale_nan(v[11].unwrap()));
-        assert_eq!(&v[12..], &[Some(5.0), Some(5.0), Some(5.0), Some(1000.0), Some(1001.0)]);
+        assert_eq!(
+            &v[12..],
+            &[Some(5.0), Some(5.0), Some(5.0), Some(1000.0), Some(1001.0)]
+        );
         assert!(expand_series_values("1+x").is_err());
-        assert!(expand_series_values("NaN Inf -Inf").unwrap()[0].unwrap().is_nan());
+        assert!(expand_series_values("NaN Inf -Inf").unwrap()[0]
+            .unwrap()
+            .is_nan());
     }
 
     #[test]
     fn parses_series_lines_and_durations() {
         let (l, v) = parse_series_line(r#"up{job="a b", x="}"} 1 2"#).unwrap();
-        assert_eq!(l, Labels::from_pairs(&[("__name__", "up"), ("job", "a b"), ("x", "}")]));
+        assert_eq!(
+            l,
+            Labels::from_pairs(&[("__name__", "up"), ("job", "a b"), ("x", "}")])
+        );
         assert_eq!(v, vec![Some(1.0), Some(2.0)]);
         let (l, _) = parse_series_line("{} 3").unwrap();
         assert!(l.is_empty());

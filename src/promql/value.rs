@@ -158,7 +158,10 @@ impl Batch {
                 Some(ok)
             })
             .all(|ok| ok)
-            && set.series.last().map_or(set.ts.is_empty(), |s| s.range.end == set.ts.len());
+            && set
+                .series
+                .last()
+                .map_or(set.ts.is_empty(), |s| s.range.end == set.ts.len());
         if contiguous {
             let mut offsets = Vec::with_capacity(set.series.len() + 1);
             offsets.push(0);
@@ -426,7 +429,10 @@ mod tests {
         m.drop_name = true;
         assert_eq!(m.get("__name__"), None);
         assert_eq!(m.materialize(), Labels::from_pairs(&[("job", "a")]));
-        assert_eq!(m.fingerprint(), Labels::from_pairs(&[("job", "a")]).fingerprint());
+        assert_eq!(
+            m.fingerprint(),
+            Labels::from_pairs(&[("job", "a")]).fingerprint()
+        );
         let g = Grouping::new(false, &[]);
         assert_eq!(g.labels(&m), Labels::from_pairs(&[("job", "a")]));
     }

@@ -215,9 +215,17 @@ impl BitWriter {
         } else {
             let rest = n - free;
             let hi = if free == 64 { v } else { v >> rest };
-            let acc = if free == 64 { hi } else { (self.acc << free) | hi };
+            let acc = if free == 64 {
+                hi
+            } else {
+                (self.acc << free) | hi
+            };
             self.out.extend_from_slice(&acc.to_be_bytes());
-            self.acc = if rest == 0 { 0 } else { v & ((1u64 << rest) - 1) };
+            self.acc = if rest == 0 {
+                0
+            } else {
+                v & ((1u64 << rest) - 1)
+            };
             self.nbits = rest;
         }
     }
@@ -232,7 +240,8 @@ impl BitWriter {
         let bytes = self.nbits.div_ceil(8);
         if bytes > 0 {
             let v = self.acc << (64 - self.nbits);
-            self.out.extend_from_slice(&v.to_be_bytes()[..bytes as usize]);
+            self.out
+                .extend_from_slice(&v.to_be_bytes()[..bytes as usize]);
         }
         self.out
     }

@@ -127,10 +127,7 @@ impl Codec {
                     seen[k as usize] = true;
                 }
             }
-            for k in 0..=MAX_DECIMALS {
-                if !seen[k] {
-                    continue;
-                }
+            for (k, _) in seen.iter().enumerate().filter(|s| *s.1) {
                 let over = self.ks.iter().filter(|&&ki| ki > k as u8).count();
                 if over > budget {
                     continue;
@@ -211,7 +208,16 @@ impl Codec {
         ts[0] = mint;
         if n > 1 {
             let mut c = Cursor::new(bytes);
-            get_intseq(&mut c, Some(mint), n, 0, &mut self.tmp, &mut self.pad, ts, |t| t)?;
+            get_intseq(
+                &mut c,
+                Some(mint),
+                n,
+                0,
+                &mut self.tmp,
+                &mut self.pad,
+                ts,
+                |t| t,
+            )?;
         }
         Ok(ts)
     }
@@ -296,13 +302,14 @@ fn decimals(v: f64) -> Option<u8> {
 }
 
 /// `v * 10^k` as an integer when decoding it (`n as f64 / 10^k`, exactly the
-/// operation `Codec::decode` does) gives back `v` bit for bit.
+/// operation `Codec::decode_values` does) gives back `v` bit for bit.
 #[inline]
 fn to_scaled(v: f64, k: usize, p: f64) -> Option<i64> {
     let x = v * p;
     // Beyond 2^62 deltas between values could overflow the columns' i64
     // arithmetic in ways that, while still exact, would cost full width.
-    if !(x.abs() < 4.6e18) {
+    // (Written so that NaN fails too.)
+    if x.abs().partial_cmp(&4.6e18) != Some(std::cmp::Ordering::Less) {
         return None;
     }
     // Rounding half away from zero; `f64::round` is a libm call on
@@ -417,7 +424,9 @@ mod tests {
         let mut rng = 42u64;
         let vals: Vec<f64> = (0..128)
             .map(|_| {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 x += 90 + (rng >> 60) as i64;
                 x as f64 / 100.0
             })

@@ -296,7 +296,10 @@ impl Index {
         b += mem::table_bytes(self.postings.capacity(), entry);
         for (name, values) in &self.postings {
             b += mem::alloc_size(name.len());
-            b += mem::table_bytes(values.capacity(), std::mem::size_of::<(Box<str>, Vec<u32>)>());
+            b += mem::table_bytes(
+                values.capacity(),
+                std::mem::size_of::<(Box<str>, Vec<u32>)>(),
+            );
             for (v, list) in values {
                 b += mem::alloc_size(v.len()) + mem::vec_bytes(list);
             }
@@ -332,7 +335,11 @@ mod tests {
 
     fn re(op: &str, name: &str, pat: &str) -> Matcher {
         let r = Regex::new(&format!("^(?:{pat})$")).unwrap();
-        let op = if op == "=~" { MatchOp::Re(r) } else { MatchOp::NotRe(r) };
+        let op = if op == "=~" {
+            MatchOp::Re(r)
+        } else {
+            MatchOp::NotRe(r)
+        };
         Matcher::new(op, name, pat)
     }
 
@@ -362,15 +369,24 @@ mod tests {
         let ix = index();
         let eq = |n: &str, v: &str| Matcher::new(MatchOp::Equal, n, v);
         let ne = |n: &str, v: &str| Matcher::new(MatchOp::NotEqual, n, v);
-        assert_eq!(names(&ix, &[eq("__name__", "up")]), [r#"up{job="node"}"#, r#"up{job="pg"}"#]);
+        assert_eq!(
+            names(&ix, &[eq("__name__", "up")]),
+            [r#"up{job="node"}"#, r#"up{job="pg"}"#]
+        );
         assert_eq!(names(&ix, &[eq("job", "pg")]), [r#"up{job="pg"}"#]);
         assert!(names(&ix, &[eq("job", "nope")]).is_empty());
         // != also selects series without the label.
-        assert_eq!(names(&ix, &[ne("job", "node")]), [r#"load{extra="y"}"#, r#"up{job="pg"}"#]);
+        assert_eq!(
+            names(&ix, &[ne("job", "node")]),
+            [r#"load{extra="y"}"#, r#"up{job="pg"}"#]
+        );
         // ="" selects series without the label, !="" those with it.
         assert_eq!(names(&ix, &[eq("job", "")]), [r#"load{extra="y"}"#]);
         assert_eq!(names(&ix, &[ne("extra", "")]).len(), 2);
-        assert_eq!(names(&ix, &[eq("__name__", "load"), ne("extra", "y")]), [r#"load{extra="x", job="node"}"#]);
+        assert_eq!(
+            names(&ix, &[eq("__name__", "load"), ne("extra", "y")]),
+            [r#"load{extra="x", job="node"}"#]
+        );
         assert_eq!(names(&ix, &[]).len(), 4);
     }
 
@@ -383,7 +399,10 @@ mod tests {
             names(&ix, &[re("=~", "job", "p.*|")]),
             [r#"load{extra="y"}"#, r#"up{job="pg"}"#]
         );
-        assert_eq!(names(&ix, &[re("!~", "job", "n.*")]), [r#"load{extra="y"}"#, r#"up{job="pg"}"#]);
+        assert_eq!(
+            names(&ix, &[re("!~", "job", "n.*")]),
+            [r#"load{extra="y"}"#, r#"up{job="pg"}"#]
+        );
         // !~ of a pattern matching "" rejects series without the label.
         assert_eq!(names(&ix, &[re("!~", "job", "node|")]), [r#"up{job="pg"}"#]);
         assert_eq!(names(&ix, &[re("=~", "job", ".*")]).len(), 4);
@@ -394,11 +413,15 @@ mod tests {
     #[test]
     fn removal_frees_slots_and_postings() {
         let mut ix = index();
-        let id = ix.get(&Labels::from_pairs(&[("__name__", "up"), ("job", "pg")])).unwrap();
+        let id = ix
+            .get(&Labels::from_pairs(&[("__name__", "up"), ("job", "pg")]))
+            .unwrap();
         assert!(ix.remove(id));
         assert!(!ix.remove(id));
         assert!(ix.values_of("job").unwrap().get("pg").is_none());
-        let again = ix.insert(Arc::new(Labels::from_pairs(&[("a", "b")]))).unwrap();
+        let again = ix
+            .insert(Arc::new(Labels::from_pairs(&[("a", "b")])))
+            .unwrap();
         assert_eq!(slot_of(again), slot_of(id));
         assert_ne!(again, id);
         assert_eq!(ix.len(), 4);

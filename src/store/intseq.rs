@@ -274,7 +274,17 @@ mod tests {
         for (a, b) in ranges {
             let mut out = vec![0i64; b - a];
             let mut c = Cursor::new(&buf);
-            get_intseq(&mut c, first, m, a, &mut tmp, &mut Vec::new(), &mut out, |v| v).unwrap();
+            get_intseq(
+                &mut c,
+                first,
+                m,
+                a,
+                &mut tmp,
+                &mut Vec::new(),
+                &mut out,
+                |v| v,
+            )
+            .unwrap();
             assert_eq!(out, &x[a..b]);
             assert!(c.rest().is_empty());
         }
@@ -308,7 +318,21 @@ mod tests {
             }
             a
         }
-        let xs = [0, 1, 2, 3, 12, 512, 1024, 4096, 6144, 1 << 63, u64::MAX, 999_999_937, 12 * 4096];
+        let xs = [
+            0,
+            1,
+            2,
+            3,
+            12,
+            512,
+            1024,
+            4096,
+            6144,
+            1 << 63,
+            u64::MAX,
+            999_999_937,
+            12 * 4096,
+        ];
         for &a in &xs {
             for &b in &xs {
                 assert_eq!(gcd(a, b), euclid(a, b), "gcd({a}, {b})");
@@ -320,7 +344,7 @@ mod tests {
     fn regular_columns_cost_nothing_per_value() {
         let ts: Vec<i64> = (0..128).map(|i| 1_700_000_000_000 + i * 15_000).collect();
         assert!(round_trip(&ts, true) <= 5);
-        let pages: Vec<i64> = (0..128).map(|i| 1 << 30 | (i * 7 % 5) * 4096).collect();
+        let pages: Vec<i64> = (0..128).map(|i| (1 << 30) | ((i * 7 % 5) * 4096)).collect();
         // Order 0 with gcd 4096: 3 bits a value.
         assert!(round_trip(&pages, false) <= 6 + 48 + 2);
     }

@@ -22,6 +22,9 @@ use super::tscol::{Interner, TsCache, TsCol};
 /// Samples kept raw before they are folded into the open chunk.
 pub(crate) const HEAD: usize = 16;
 
+const APPENDED: u8 = 1;
+const EMPTY_SEEN: u8 = 2;
+
 /// A chunk: its timestamps, and where its values end in `Series::data`
 /// (they start where the previous chunk's end).
 #[derive(Debug, Clone)]
@@ -90,9 +93,10 @@ pub(crate) struct Series {
     /// there is none.
     open_n: u16,
     head_len: u8,
-    /// Set by a prune that found the series without samples; the next such
-    /// prune drops it. A series just created gets one prune of grace.
-    pub(crate) empty_seen: bool,
+    /// `APPENDED` once a sample came in; `EMPTY_SEEN` when a prune found a
+    /// series that never had one (the next such prune drops it: a series
+    /// just created gets one prune of grace).
+    flags: u8,
     /// Raw samples, a timestamp next to its value so that an append
     /// touches one cache line.
     head: [(i64, f64); HEAD],
@@ -107,29 +111,47 @@ impl Series {
             id,
             open_n: 0,
             head_len: 0,
-            empty_seen: false,
+            flags: 0,
             head: [(0, 0.0); HEAD],
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.head_len == 0
+    /// Timestamp of the newest sample ever appended, even if retention
+    /// dropped it since: later samples must still be newer.
+    pub(crate) fn last_t(&self) -> Option<i64> {
+        (self.flags & APPENDED != 0).then_some(self.last_t)
     }
 
-    /// Timestamp of the newest sample, if any.
-    pub(crate) fn last_t(&self) -> Option<i64> {
-        (!self.is_empty()).then_some(self.last_t)
+    /// Whether `prune` with this cutoff should drop the series: all its
+    /// samples are older, or it never had one and a previous prune saw
+    /// that already. Marks the latter case for the next call.
+    pub(crate) fn expired(&mut self, cutoff: i64) -> bool {
+        match self.last_t() {
+            Some(t) => t < cutoff,
+            None => {
+                let seen = self.flags & EMPTY_SEEN != 0;
+                self.flags |= EMPTY_SEEN;
+                seen
+            }
+        }
     }
 
     /// Appends a sample newer than every sample held; the caller checked
     /// the order.
-    pub(crate) fn append(&mut self, t: i64, v: f64, w: &mut WriteCtx, cut: Cut, interner: &Mutex<Interner>) {
-        debug_assert!(self.is_empty() || t > self.last_t);
+    pub(crate) fn append(
+        &mut self,
+        t: i64,
+        v: f64,
+        w: &mut WriteCtx,
+        cut: Cut,
+        interner: &Mutex<Interner>,
+    ) {
+        debug_assert!(self.last_t().is_none_or(|last| t > last));
         let i = self.head_len as usize;
         self.head[i] = (t, v);
         self.head_len += 1;
         self.last_t = t;
-        self.empty_seen = false;
+        self.flags = APPENDED;
         if self.head_len as usize == HEAD {
             self.flush(w, cut, interner);
         }
@@ -186,7 +208,9 @@ impl Series {
             debug_assert!(self.data.len() > before);
             bytes.clear();
             codec.encode_ts(&ts[from..to], bytes);
-            let col = interner.lock().intern(ts[from], ts[to - 1], to - from, bytes);
+            let col = interner
+                .lock()
+                .intern(ts[from], ts[to - 1], to - from, bytes);
             if self.chunks.len() == self.chunks.capacity() {
                 // Grow by a quarter: a series accumulates about 30 chunks
                 // over an hour and doubling would waste a third of that.
@@ -207,7 +231,11 @@ impl Series {
     }
 
     fn values_of(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.chunks[i - 1].end as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.chunks[i - 1].end as usize
+        };
         &self.data[start..self.chunks[i].end as usize]
     }
 
@@ -235,14 +263,12 @@ impl Series {
     /// An upper bound of the samples `read` returns for this range, from
     /// the chunk table alone.
     pub(crate) fn count_upper_bound(&self, chunks: std::ops::Range<usize>) -> usize {
-        let n: usize = self.chunks[chunks]
-            .iter()
-            .map(ChunkMeta::n)
-            .sum();
+        let n: usize = self.chunks[chunks].iter().map(ChunkMeta::n).sum();
         n + self.head_len as usize
     }
 
     /// Appends the samples with `mint <= t <= maxt` to `ts` and `vals`.
+    #[cfg(test)]
     pub(crate) fn read(
         &self,
         mint: i64,
@@ -251,7 +277,20 @@ impl Series {
         ts: &mut Vec<i64>,
         vals: &mut Vec<f64>,
     ) {
-        for i in self.chunk_range(mint, maxt) {
+        self.read_chunks(self.chunk_range(mint, maxt), mint, maxt, ctx, ts, vals);
+    }
+
+    /// `read`, given `chunk_range(mint, maxt)`.
+    pub(crate) fn read_chunks(
+        &self,
+        chunks: std::ops::Range<usize>,
+        mint: i64,
+        maxt: i64,
+        ctx: &mut ReadCtx,
+        ts: &mut Vec<i64>,
+        vals: &mut Vec<f64>,
+    ) {
+        for i in chunks {
             let meta = &self.chunks[i];
             let t = ctx.ts.get(&meta.ts, &mut ctx.codec);
             let a = if meta.mint() >= mint {
@@ -293,7 +332,11 @@ impl Series {
             sum = sum.wrapping_add(self.head[last].0 as u64 ^ self.head[0].1.to_bits());
         }
         if !r.is_empty() {
-            let from = if r.start == 0 { 0 } else { self.chunks[r.start - 1].end as usize };
+            let from = if r.start == 0 {
+                0
+            } else {
+                self.chunks[r.start - 1].end as usize
+            };
             let data = &self.data[from..self.chunks[r.end - 1].end as usize];
             for b in data.iter().step_by(64) {
                 sum = sum.wrapping_add(u64::from(*b));
@@ -377,6 +420,14 @@ mod tests {
     }
 
     #[test]
+    fn hot_fields_fill_one_cache_line() {
+        // Five lines: the fields every access reads, then the raw head.
+        assert_eq!(std::mem::size_of::<Option<Series>>(), 64 + HEAD * 16);
+        assert_eq!(std::mem::offset_of!(Series, head), 64);
+        assert_eq!(std::mem::size_of::<ChunkMeta>(), 16);
+    }
+
+    #[test]
     fn chunks_are_cut_by_count_and_span() {
         let mut s = Series::new(0);
         let mut w = WriteCtx::default();
@@ -441,7 +492,10 @@ mod tests {
             s.append(i, i as f64, &mut w, cut, &int);
         }
         assert_eq!(s.prune(40), 32);
-        assert_eq!(collect(&s, i64::MIN, i64::MAX).first(), Some(&(32, 32f64.to_bits())));
+        assert_eq!(
+            collect(&s, i64::MIN, i64::MAX).first(),
+            Some(&(32, 32f64.to_bits()))
+        );
         assert_eq!(s.prune(1000), 64);
         assert_eq!(collect(&s, i64::MIN, i64::MAX).len(), 4);
     }

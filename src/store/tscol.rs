@@ -69,6 +69,7 @@ impl Interner {
         self.sweep_at = (self.map.len() * 2).max(1024);
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
@@ -76,8 +77,12 @@ impl Interner {
     /// Heap bytes of the table and of every column, live or awaiting the
     /// sweep.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let inner = mem::alloc_size(2 * std::mem::size_of::<usize>() + std::mem::size_of::<TsCol>());
-        let mut b = mem::table_bytes(self.map.capacity(), std::mem::size_of::<(u64, Weak<TsCol>)>());
+        let inner =
+            mem::alloc_size(2 * std::mem::size_of::<usize>() + std::mem::size_of::<TsCol>());
+        let mut b = mem::table_bytes(
+            self.map.capacity(),
+            std::mem::size_of::<(u64, Weak<TsCol>)>(),
+        );
         for w in self.map.values() {
             b += inner;
             if let Some(c) = w.upgrade() {

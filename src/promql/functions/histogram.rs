@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use promql_parser::parser::Expr;
 
+use crate::model::{Labels, METRIC_NAME};
 use crate::promql::eval::Evaluator;
-use crate::promql::stats::almost_equal;
 use crate::promql::grouping::hash_labels;
+use crate::promql::stats::almost_equal;
 use crate::promql::steps::{Cursors, StepOut};
 use crate::promql::value::{Batch, SeriesMeta, Steps};
 use crate::promql::Result;
-use crate::model::{Labels, METRIC_NAME};
 
 const BUCKET_LABEL: &str = "le";
 
@@ -20,7 +20,11 @@ const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
 /// histogram_quantile(φ, buckets): per histogram (the labels without `le`)
 /// and step, the φ-quantile interpolated linearly within its bucket.
-pub(super) fn histogram_quantile(ev: &mut Evaluator, args: &[&Expr], steps: Steps) -> Result<Batch> {
+pub(super) fn histogram_quantile(
+    ev: &mut Evaluator,
+    args: &[&Expr],
+    steps: Steps,
+) -> Result<Batch> {
     let q = ev.eval_scalar(args[0], steps)?;
     let input = ev.eval_vector(args[1], steps)?;
     // The histogram a bucket series belongs to: all labels but `le`,

@@ -14,30 +14,89 @@ use promql_parser::parser::{Call, Expr};
 
 use super::eval::Evaluator;
 use super::value::{Batch, RangeData, Steps, Val};
-use crate::model::{is_stale_nan, STALE_NAN_BITS};
 use super::{PromqlError, Result};
+use crate::model::{is_stale_nan, STALE_NAN_BITS};
 
 /// Every function this engine implements. Anything else the parser knows is
 /// rejected up front rather than answered wrongly.
 const SUPPORTED: &[&str] = &[
     // rate.rs
-    "rate", "irate", "increase", "delta", "idelta", "deriv", "predict_linear", "resets", "changes",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
     // over_time.rs
-    "avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
-    "quantile_over_time", "stddev_over_time", "stdvar_over_time", "last_over_time",
-    "first_over_time", "present_over_time", "mad_over_time", "ts_of_first_over_time",
-    "ts_of_last_over_time", "ts_of_max_over_time", "ts_of_min_over_time",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "quantile_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "last_over_time",
+    "first_over_time",
+    "present_over_time",
+    "mad_over_time",
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
     // vector.rs
-    "absent", "absent_over_time", "scalar", "vector", "sort", "sort_desc",
+    "absent",
+    "absent_over_time",
+    "scalar",
+    "vector",
+    "sort",
+    "sort_desc",
     // math.rs
-    "abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "round", "clamp",
-    "clamp_min", "clamp_max", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
-    "tanh", "asinh", "acosh", "atanh", "deg", "rad", "pi",
+    "abs",
+    "ceil",
+    "floor",
+    "exp",
+    "ln",
+    "log2",
+    "log10",
+    "sqrt",
+    "sgn",
+    "round",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "deg",
+    "rad",
+    "pi",
     // time.rs
-    "time", "timestamp", "minute", "hour", "day_of_week", "day_of_month", "day_of_year",
-    "days_in_month", "month", "year",
+    "time",
+    "timestamp",
+    "minute",
+    "hour",
+    "day_of_week",
+    "day_of_month",
+    "day_of_year",
+    "days_in_month",
+    "month",
+    "year",
     // labels.rs
-    "label_replace", "label_join",
+    "label_replace",
+    "label_join",
     // histogram.rs
     "histogram_quantile",
 ];
@@ -45,12 +104,18 @@ const SUPPORTED: &[&str] = &[
 pub(crate) fn check_supported(c: &Call) -> Result<()> {
     let name = c.func.name;
     if !SUPPORTED.contains(&name) {
-        return Err(PromqlError::Unsupported(format!("unsupported function {name}")));
+        return Err(PromqlError::Unsupported(format!(
+            "unsupported function {name}"
+        )));
     }
     // The parser skips its type check for some literal arguments (`exp(NaN)`).
     let types = &c.func.arg_types;
     for (i, a) in c.args.args.iter().enumerate() {
-        let want = types[i.min(types.len().saturating_sub(1))];
+        let Some(&want) = types.get(i.min(types.len().saturating_sub(1))) else {
+            return Err(PromqlError::Parse(format!(
+                "function '{name}' takes no arguments"
+            )));
+        };
         let got = a.value_type();
         if want != got {
             return Err(PromqlError::Parse(format!(
@@ -88,7 +153,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, steps: Steps) -> Result<Va
     }
     match name {
         "time" => Ok(Val::Scalar(
-            (0..steps.len()).map(|k| steps.t(k) as f64 / 1000.0).collect(),
+            (0..steps.len())
+                .map(|k| steps.t(k) as f64 / 1000.0)
+                .collect(),
         )),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps.len()])),
         "round" | "clamp" | "clamp_min" | "clamp_max" => {
@@ -98,14 +165,18 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, steps: Steps) -> Result<Va
         "scalar" => vector::scalar(ev, &args, steps).map(Val::Scalar),
         "absent" => vector::absent(ev, &args, steps).map(Val::Vector),
         "absent_over_time" => vector::absent_over_time(ev, &args, steps).map(Val::Vector),
-        "sort" | "sort_desc" => vector::sort(ev, name == "sort_desc", &args, steps).map(Val::Vector),
+        "sort" | "sort_desc" => {
+            vector::sort(ev, name == "sort_desc", &args, steps).map(Val::Vector)
+        }
         "timestamp" => time::timestamp(ev, &args, steps).map(Val::Vector),
         "label_replace" => labels::label_replace(ev, &args, steps).map(Val::Vector),
         "label_join" => labels::label_join(ev, &args, steps).map(Val::Vector),
         "histogram_quantile" => histogram::histogram_quantile(ev, &args, steps).map(Val::Vector),
         _ => match time::date_fn(name) {
             Some(f) => time::date(ev, f, &args, steps).map(Val::Vector),
-            None => Err(PromqlError::Unsupported(format!("unsupported function {name}"))),
+            None => Err(PromqlError::Unsupported(format!(
+                "unsupported function {name}"
+            ))),
         },
     }
 }
@@ -269,7 +340,9 @@ pub(crate) fn scalar_arg(
 pub(crate) fn string_arg(arg: &Expr) -> Result<&str> {
     match arg {
         Expr::StringLiteral(s) => Ok(&s.val),
-        _ => Err(PromqlError::Eval("expected a string literal argument".into())),
+        _ => Err(PromqlError::Eval(
+            "expected a string literal argument".into(),
+        )),
     }
 }
 

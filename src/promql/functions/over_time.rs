@@ -59,7 +59,13 @@ pub(super) fn eval(
     // metric name.
     let drop_name = !matches!(name, "last_over_time" | "first_over_time");
     let rd = ev.eval_range(args[0], steps)?;
-    apply_windows(&rd, steps, &mut PerWindow(|w: &Window| Some(f(w))), drop_name).map(Some)
+    apply_windows(
+        &rd,
+        steps,
+        &mut PerWindow(|w: &Window| Some(f(w))),
+        drop_name,
+    )
+    .map(Some)
 }
 
 /// The mean, summing directly (with compensation) until the sum would

@@ -29,7 +29,12 @@ pub(super) fn eval(
         "irate" | "idelta" => {
             let rd = ev.eval_range(args[0], steps)?;
             let is_rate = name == "irate";
-            apply_windows(&rd, steps, &mut PerWindow(|w: &Window| instant_value(w, is_rate)), true)?
+            apply_windows(
+                &rd,
+                steps,
+                &mut PerWindow(|w: &Window| instant_value(w, is_rate)),
+                true,
+            )?
         }
         "deriv" => {
             let rd = ev.eval_range(args[0], steps)?;
@@ -101,7 +106,8 @@ impl WindowFn for Extrapolated {
                     .windows(2)
                     .fold(false, |acc, p| acc | (p[1] < p[0]));
                 if any {
-                    self.resets.extend((from..to).filter(|&m| vals[m] < vals[m - 1]));
+                    self.resets
+                        .extend((from..to).filter(|&m| vals[m] < vals[m - 1]));
                 }
                 from = to;
             }

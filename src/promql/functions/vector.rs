@@ -38,7 +38,11 @@ pub(super) fn scalar(ev: &mut Evaluator, args: &[&Expr], steps: Steps) -> Result
                 found = Some(v);
             }
         }
-        out.push(if many { f64::NAN } else { found.unwrap_or(f64::NAN) });
+        out.push(if many {
+            f64::NAN
+        } else {
+            found.unwrap_or(f64::NAN)
+        });
     }
     Ok(out)
 }
