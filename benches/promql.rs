@@ -124,6 +124,18 @@ fn main() {
             black_box(&reused);
         })
     });
+    c.bench_function("store select_each of the instant query (5m window)", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            store.select_each(&matchers, END - 300_000 + 1, END, |_, ts, _| n += ts.len());
+            black_box(n)
+        })
+    });
+    // An instant selector reads only the newest sample of each series.
+    let threshold = parse("http_requests_total > 1e15").unwrap();
+    c.bench_function("instant http_requests_total > 1e15 10k series", |b| {
+        b.iter(|| black_box(engine.instant_query(&store, &threshold, END).unwrap()))
+    });
     let mut c = c.sample_size(10);
     c.bench_function(
         "range 1h step 60s sum by (job) (rate(x[5m])) 10k series",

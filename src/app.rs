@@ -12,7 +12,11 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::model::Labels;
 use crate::promql::{Engine, EngineOptions};
+use crate::rules::bundled::BUNDLED;
+use crate::rules::manager::{self, ManagerOptions, ReloadHandle, RuleManager, RuleSource};
+use crate::rules::EvalContext;
 use crate::store::{Store, StoreConfig};
 use crate::telemetry::{MetricsWriter, Registry};
 
@@ -58,7 +62,47 @@ async fn run_async(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<
     ));
     tasks.push(spawn_pruner(store.clone(), shutdown_rx.clone()));
 
-    let state = ApiState::new(store.clone(), engine, registry.clone());
+    let (rules, mut alert_events) = RuleManager::new(
+        store.clone(),
+        engine.clone(),
+        ManagerOptions {
+            default_interval_ms: cfg.global.evaluation_interval.as_millis() as i64,
+            eval_ctx: EvalContext {
+                external_labels: Labels::from_pairs(
+                    &cfg.global
+                        .external_labels
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect::<Vec<_>>(),
+                ),
+                external_url: format!("http://{}", cfg.listen),
+                default_query_offset_ms: 0,
+            },
+        },
+        rule_source(&cfg, config_path.as_deref()),
+        shutdown_rx.clone(),
+    );
+    rules.register_metrics(&registry);
+    // A broken rule file at start leaves the agent running without rules:
+    // the error is logged with file:line and
+    // hourglass_rules_last_reload_successful is 0 until a reload succeeds.
+    let _ = rules.reload(false, false);
+    let (reload, reload_task) = rules.start();
+    tasks.push(reload_task);
+    if let Some(t) =
+        manager::spawn_watcher(rules.watched_dirs(), reload.clone(), shutdown_rx.clone())
+    {
+        tasks.push(t);
+    }
+    // The notifiers attach here (alerts are logged by the manager); until
+    // then the queue is drained so that it never reports drops.
+    tasks.push(tokio::spawn(async move {
+        while alert_events.recv().await.is_some() {}
+    }));
+
+    let mut state = ApiState::new(store.clone(), engine, registry.clone());
+    state.rules = Some(rules.clone());
+    state.reload = Some(reload.clone());
     let ready = state.ready.clone();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -87,7 +131,7 @@ async fn run_async(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<
         tasks.push(spawn_watchdog(every / 2, shutdown_rx.clone()));
     }
 
-    wait_for_stop_signal().await?;
+    wait_for_stop_signal(|| on_sighup(&rules, &reload, config_path.as_deref())).await?;
     tracing::info!("stopping");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     ready.store(false, Ordering::Relaxed);
@@ -107,8 +151,38 @@ async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
+/// Where the rules come from: the configuration's `rule_files`, or the
+/// bundled rules when it names none.
+fn rule_source(cfg: &Config, config_path: Option<&std::path::Path>) -> RuleSource {
+    match &cfg.rule_files {
+        None => RuleSource::Embedded(BUNDLED),
+        Some(patterns) => RuleSource::Files {
+            patterns: patterns.clone(),
+            base: config_path
+                .and_then(std::path::Path::parent)
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default(),
+        },
+    }
+}
+
+/// SIGHUP: re-read the configuration's `rule_files` and reload the rules.
+/// Other settings need a restart (systemd's `restart` takes well under 5 s).
+fn on_sighup(rules: &RuleManager, reload: &ReloadHandle, config_path: Option<&std::path::Path>) {
+    tracing::info!("SIGHUP received: reloading rules");
+    if let Some(path) = config_path {
+        match Config::load(path) {
+            Ok(cfg) => rules.set_source(rule_source(&cfg, Some(path))),
+            Err(e) => {
+                tracing::error!("configuration not reloaded: {e}; reloading the same rule files");
+            }
+        }
+    }
+    reload.request();
+}
+
 #[cfg(unix)]
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
+async fn wait_for_stop_signal(mut on_hup: impl FnMut()) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
@@ -117,18 +191,13 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                // Rule files are the only thing reloaded at run time (a
-                // later part of the agent); the configuration itself needs a
-                // restart, which systemd's `restart` does in well under 5 s.
-                tracing::info!("SIGHUP received: nothing to reload (restart to apply configuration changes)");
-            }
+            _ = hup.recv() => on_hup(),
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
+async fn wait_for_stop_signal(_on_hup: impl FnMut()) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for ctrl-c")

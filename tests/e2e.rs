@@ -1,7 +1,6 @@
 //! End-to-end tests: the real `hourglass` binary, a temporary config file,
 //! and the HTTP API queried as a user (or Grafana) would.
 
-use std::io::Read as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +24,27 @@ impl Drop for Agent {
     }
 }
 
+impl Agent {
+    fn path(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("agent.log")).unwrap_or_default()
+    }
+
+    fn metric(&self, name: &str) -> Option<f64> {
+        let text = client()
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -42,16 +62,29 @@ fn client() -> reqwest::blocking::Client {
 /// Starts the agent with `config` (its `listen` is filled in) and waits until
 /// it is ready.
 fn start_agent(config: &str) -> Agent {
+    start_agent_with_files(config, &[])
+}
+
+/// `start_agent` with more files (name, content) beside the config file.
+fn start_agent_with_files(config: &str, files: &[(&str, &str)]) -> Agent {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let path: PathBuf = dir.path().join("hourglass.yml");
     std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}")).expect("write config");
+    for (name, content) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write file");
+    }
+    // The log goes to a file, which cannot fill up and block the agent as
+    // an unread pipe would.
+    let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
     let child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&path)
-        .env("HOURGLASS_LOG", "warn")
+        .env("HOURGLASS_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .expect("start hourglass");
     let agent = Agent {
@@ -243,10 +276,7 @@ fn sigterm_stops_the_agent_cleanly_in_time() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "exit status {code:?}");
-    let mut stderr = String::new();
-    if let Some(mut e) = agent.child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let stderr = agent.log();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -338,4 +368,122 @@ fn example_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+const HOST_RULES: &str = r#"groups:
+  - name: host
+    rules:
+      - record: host:memory_available:ratio
+        expr: node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes
+      - alert: HostHasMemory
+        expr: host:memory_available:ratio > 0
+        for: 2s
+        labels: {severity: info}
+        annotations:
+          summary: "{{ $labels.instance }} has {{ $value | humanizePercentage }} available"
+"#;
+
+fn firing_alerts(agent: &Agent) -> Vec<Value> {
+    let (status, v) = get_json(&format!("{}/api/v1/alerts", agent.base));
+    assert_eq!(status, 200, "{v}");
+    v["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["state"] == "firing")
+        .collect()
+}
+
+#[test]
+fn rules_fire_and_a_broken_reload_keeps_them_running() {
+    let agent = start_agent_with_files(
+        "global: {evaluation_interval: 1s}\nsources:\n  host: {interval: 1s}\nrule_files: [\"rules/*.yml\"]\n",
+        &[("rules/host.yml", HOST_RULES)],
+    );
+    // pending at the first evaluation with data, firing 2 s later.
+    wait_until(Duration::from_secs(20), || {
+        !firing_alerts(&agent).is_empty()
+    });
+    let alert = firing_alerts(&agent).remove(0);
+    assert_eq!(alert["labels"]["alertname"], "HostHasMemory");
+    assert_eq!(alert["labels"]["severity"], "info");
+    assert_eq!(alert["labels"]["job"], "host");
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or("");
+    assert!(summary.ends_with("% available"), "{summary}");
+    let active_at = alert["activeAt"].clone();
+    // The recording rule and ALERTS are series like any other.
+    let v = query(
+        &agent,
+        "ALERTS{alertname=\"HostHasMemory\",alertstate=\"firing\"}",
+    );
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+    let v = query(&agent, "host:memory_available:ratio");
+    let ratio: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 0.0 && ratio <= 1.0, "{v}");
+    assert_eq!(
+        agent.metric("hourglass_rules_last_reload_successful"),
+        Some(1.0)
+    );
+
+    // A broken file written over the good one: the watcher's reload is
+    // rejected with file:line, and the old rules keep running.
+    let broken = HOST_RULES.replace("> 0", "> ");
+    std::fs::write(agent.path("rules/host.yml"), broken).expect("write broken rules");
+    wait_until(Duration::from_secs(10), || {
+        agent.metric("hourglass_rules_last_reload_successful") == Some(0.0)
+    });
+    let r = client()
+        .post(format!("{}/-/reload", agent.base))
+        .send()
+        .expect("reload");
+    assert_eq!(r.status().as_u16(), 500);
+    let body = r.text().unwrap_or_default();
+    assert!(body.contains("rules/host.yml:7:"), "{body}");
+    assert!(agent.log().contains("rules/host.yml:7:"), "{}", agent.log());
+    let before = query(&agent, "timestamp(ALERTS{alertname=\"HostHasMemory\"})");
+    let t0: f64 = before["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_until(Duration::from_secs(10), || {
+        let v = query(&agent, "timestamp(ALERTS{alertname=\"HostHasMemory\"})");
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .is_some_and(|t| t >= t0 + 2.0)
+    });
+    let still = firing_alerts(&agent);
+    assert_eq!(still.len(), 1, "{still:?}");
+    assert_eq!(still[0]["activeAt"], active_at);
+
+    // A good file with one more rule, applied by SIGHUP: the surviving
+    // alert keeps its state (same activeAt), the new rule is there.
+    let more = format!(
+        "{HOST_RULES}      - alert: NeverFires\n        expr: node_memory_MemTotal_bytes < 0\n"
+    );
+    std::fs::write(agent.path("rules/host.yml"), more).expect("write rules");
+    let pid = agent.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    wait_until(Duration::from_secs(10), || {
+        agent.metric("hourglass_rules_last_reload_successful") == Some(1.0)
+    });
+    let (_, rules) = get_json(&format!("{}/api/v1/rules?type=alert", agent.base));
+    let names: Vec<&str> = rules["data"]["groups"][0]["rules"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["HostHasMemory", "NeverFires"], "{rules}");
+    let after = firing_alerts(&agent);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["activeAt"], active_at);
 }

@@ -6,6 +6,7 @@
 
 mod json;
 mod params;
+mod rules;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::model::{Labels, Matcher};
 use crate::promql::{self, Engine, PromqlError};
+use crate::rules::manager::{ReloadHandle, RuleManager};
 use crate::store::Store;
 use crate::telemetry::{QueryMetrics, Registry};
 
@@ -46,6 +48,10 @@ pub struct ApiState {
     pub limiter: Arc<Semaphore>,
     /// The wall clock, injectable for tests; returns ms since the epoch.
     pub now: fn() -> i64,
+    /// The rule manager, for `/api/v1/rules` and `/api/v1/alerts`.
+    pub rules: Option<Arc<RuleManager>>,
+    /// Requests a rule reload, for `POST /-/reload`.
+    pub reload: Option<ReloadHandle>,
 }
 
 impl ApiState {
@@ -61,6 +67,8 @@ impl ApiState {
             ready: Arc::new(AtomicBool::new(false)),
             limiter: Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES)),
             now: now_ms,
+            rules: None,
+            reload: None,
         }
     }
 }
@@ -88,6 +96,12 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/query_exemplars",
             get(|| async { ok_json(json::success(|o| o.push_str("[]"))) }),
+        )
+        .route("/api/v1/rules", get(rules::rules).post(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route(
+            "/-/reload",
+            axum::routing::post(rules::reload).put(rules::reload),
         )
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Hourglass is Healthy.\n" }))

@@ -47,6 +47,11 @@ pub struct Config {
     pub global: Global,
     #[serde(default)]
     pub sources: Sources,
+    /// Prometheus rule files, globs allowed, relative to this file's
+    /// directory. Absent: the bundled rules (`rules/` in the repository,
+    /// compiled in). `[]`: no rules.
+    #[serde(default)]
+    pub rule_files: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +214,10 @@ impl Config {
                 ));
             }
         }
+        for pattern in self.rule_files.iter().flatten() {
+            glob::Pattern::new(pattern)
+                .map_err(|e| format!("rule_files: {pattern:?} is not a valid glob: {e}"))?;
+        }
         let h = &self.sources.host;
         if let Some(i) = h.interval {
             positive("sources.host.interval", i)?;
@@ -244,6 +253,15 @@ impl Config {
             )),
             None => s.push_str("source host: disabled\n"),
         }
+        s.push_str(&format!(
+            "rules: every {} by default, from {}\n",
+            humantime::format_duration(g.evaluation_interval),
+            match &self.rule_files {
+                None => "the bundled rules".to_string(),
+                Some(f) if f.is_empty() => "no rule files".to_string(),
+                Some(f) => f.join(", "),
+            }
+        ));
         if !g.external_labels.is_empty() {
             let labels: Vec<String> = g
                 .external_labels

@@ -1,6 +1,7 @@
 //! The evaluator core: dispatch over the AST, selectors, subqueries, and the
 //! conversion of internal values into query results.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use promql_parser::parser::{
@@ -12,7 +13,7 @@ use super::{
     aggregate, binary, functions, EngineOptions, InstantSample, PromqlError, RangeSeries, Result,
     Value,
 };
-use crate::model::{is_stale_nan, MatchOp, Matcher, Sample, METRIC_NAME};
+use crate::model::{is_stale_nan, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 use crate::store::Store;
 
 /// State of one query evaluation.
@@ -147,29 +148,50 @@ impl<'a> Evaluator<'a> {
         let offset = offset_ms(&vs.offset);
         let eff = |k: usize| at.unwrap_or_else(|| steps.t(k)) - offset;
         let (first, last) = (eff(0), eff(n - 1));
-        let set = self
-            .store
-            .select(&matchers(vs), first - self.lookback + 1, last);
-        self.charge(set.ts.len())?;
-        let mut out = Batch::with_capacity(set.series.len(), set.series.len() * n.min(64));
-        for s in &set.series {
-            let ts = &set.ts[s.range.clone()];
-            let vals = &set.vals[s.range.clone()];
-            let mut j = 0;
-            for k in 0..n {
-                let e = eff(k);
-                j = functions::advance(ts, j, e);
-                if j == 0 {
-                    continue;
-                }
-                let (t, v) = (ts[j - 1], vals[j - 1]);
-                if t <= e - self.lookback || is_stale_nan(v) {
-                    continue;
-                }
-                out.push(steps.t(k), if timestamps { t as f64 / 1000.0 } else { v });
-            }
-            out.finish_series(SeriesMeta::new(s.labels.clone()));
+        let lookback = self.lookback;
+        let ms = matchers(vs);
+        if n == 1 {
+            // One step (an instant query, a rule): only the newest sample
+            // of each series matters, and the store decodes just that.
+            let mut out = Batch::with_capacity(64, 64);
+            let mut seen = 0;
+            self.store
+                .select_latest(&ms, first - lookback + 1, last, |labels, t, v| {
+                    seen += 1;
+                    if !is_stale_nan(v) {
+                        out.push(steps.t(0), if timestamps { t as f64 / 1000.0 } else { v });
+                        out.finish_series(SeriesMeta::new(labels.clone()));
+                    }
+                });
+            self.charge(seen)?;
+            out.uniform_names = has_exact_name(vs);
+            return Ok(out);
         }
+        let mut out = Batch::with_capacity(64, 64 * n.min(64));
+        let mut seen = 0;
+        let max = self.max_samples.saturating_sub(self.samples);
+        self.store
+            .select_each(&ms, first - lookback + 1, last, |labels, ts, vals| {
+                seen += ts.len();
+                if seen > max {
+                    return;
+                }
+                let mut j = 0;
+                for k in 0..n {
+                    let e = eff(k);
+                    j = functions::advance(ts, j, e);
+                    if j == 0 {
+                        continue;
+                    }
+                    let (t, v) = (ts[j - 1], vals[j - 1]);
+                    if t <= e - lookback || is_stale_nan(v) {
+                        continue;
+                    }
+                    out.push(steps.t(k), if timestamps { t as f64 / 1000.0 } else { v });
+                }
+                out.finish_series(SeriesMeta::new(labels.clone()));
+            });
+        self.charge(seen)?;
         out.uniform_names = has_exact_name(vs);
         Ok(out)
     }
@@ -199,6 +221,51 @@ impl<'a> Evaluator<'a> {
         rd.batch = Batch::from_series_set(set);
         rd.batch.uniform_names = has_exact_name(&ms.vs);
         Ok(rd)
+    }
+
+    /// Calls `f(window, labels, ts, vals)` with the samples of each series
+    /// a range selector's windows need, one series at a time, so that a
+    /// function reduces each series as it comes instead of holding the
+    /// samples of all series at once (for `rate(x[5m])` over thousands of
+    /// series, allocating that much costs more than the arithmetic).
+    /// Staleness markers are included, as `RangeData::may_have_stale` says.
+    pub fn stream_range(
+        &mut self,
+        ms: &MatrixSelector,
+        steps: Steps,
+        mut f: impl FnMut(&RangeData, &Arc<Labels>, &[i64], &[f64]),
+    ) -> Result<()> {
+        let rd = RangeData {
+            batch: Batch::new(),
+            range: ms.range.as_millis() as i64,
+            at: self.at_ms(&ms.vs.at),
+            offset: offset_ms(&ms.vs.offset),
+            may_have_stale: true,
+        };
+        let n = steps.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let (first, last) = (rd.window_end(&steps, 0), rd.window_end(&steps, n - 1));
+        let max = self.max_samples.saturating_sub(self.samples);
+        let mut seen = 0;
+        self.store.select_each(
+            &matchers(&ms.vs),
+            first - rd.range + 1,
+            last,
+            |l, ts, vals| {
+                seen += ts.len();
+                if seen <= max {
+                    f(&rd, l, ts, vals);
+                }
+            },
+        );
+        // The samples were held one series at a time: count them against
+        // the limit (which fails the query if they were too many), then
+        // release them.
+        self.charge(seen)?;
+        self.samples -= seen;
+        Ok(())
     }
 
     /// Evaluates a subquery: the inner expression at absolute multiples of
@@ -253,7 +320,7 @@ pub(crate) fn check_selector(vs: &VectorSelector) -> Result<()> {
 }
 
 /// Whether the selector pins the metric name, so all its series share it.
-fn has_exact_name(vs: &VectorSelector) -> bool {
+pub(crate) fn has_exact_name(vs: &VectorSelector) -> bool {
     vs.name.is_some()
         || vs
             .matchers

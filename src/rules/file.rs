@@ -118,9 +118,9 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<Group>, Vec<RuleFil
 /// been consumed by then, so deserialization carries on normally. (Doing the
 /// same for a mapping would leave its end event unread: scalars only.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Spanned {
-    value: String,
-    line: usize,
+pub(crate) struct Spanned {
+    pub(crate) value: String,
+    pub(crate) line: usize,
 }
 
 const PROBE: &str = "hourglass-span-probe";

@@ -6,16 +6,26 @@
 //! * `alert` — the alert state machine, a pure function of (state, query
 //!   result, time).
 //! * `group` — evaluating one group at one time against the store.
+//! * `unittest` — promtool-format rule unit tests and `check rules`.
+//! * `backtest` — replaying rules over recorded history.
+//! * `bundled` — the rule files of `rules/`, compiled in.
+//! * `manager` — the running side: loads files, schedules groups on their
+//!   slots, reloads (all or nothing, state carried over), and sends alert
+//!   events on a bounded channel.
 //!
-//! Nothing here reads the wall clock, spawns tasks or knows about
-//! notifiers: the manager (to come) schedules groups and forwards the
-//! `AlertEvent`s that `group::eval_group` returns.
+//! Apart from `manager`, nothing here reads the wall clock, spawns tasks or
+//! knows about notifiers; and `manager` does not know the notifiers either,
+//! only the channel.
 
 pub mod alert;
+pub mod backtest;
+pub mod bundled;
 pub mod file;
 pub mod group;
+pub mod manager;
 pub mod rule;
 pub mod template;
+pub mod unittest;
 
 pub use alert::{Alert, AlertEvent, AlertEventKind, AlertRuleState, AlertState};
 pub use file::{load_files, parse_rule_file, RuleFileError};

@@ -304,7 +304,7 @@ impl Store {
             self.matching(matchers).into_iter().unzip();
         let mut ranges = Vec::with_capacity(ids.len());
         let mut ctx = ReadCtx::default();
-        self.read_batched(&ids, mint, maxt, out, |out, i, s, chunks| {
+        self.read_batched(&ids, mint, maxt, out, true, |out, i, s, chunks| {
             let start = out.ts.len();
             s.read_chunks(chunks, mint, maxt, &mut ctx, &mut out.ts, &mut out.vals);
             if out.ts.len() > start {
@@ -352,7 +352,7 @@ impl Store {
             buf.ts.clear();
             buf.vals.clear();
             ranges.clear();
-            self.read_batched(group, mint, maxt, &mut buf, |out, i, s, chunks| {
+            self.read_batched(group, mint, maxt, &mut buf, true, |out, i, s, chunks| {
                 let start = out.ts.len();
                 s.read_chunks(chunks, mint, maxt, &mut ctx, &mut out.ts, &mut out.vals);
                 if out.ts.len() > start {
@@ -361,6 +361,41 @@ impl Store {
             });
             for (i, r) in ranges.drain(..) {
                 f(&labels[i], &buf.ts[r.clone()], &buf.vals[r]);
+            }
+        }
+    }
+
+    /// Calls `f(labels, t, v)` with the newest sample in `[mint, maxt]` of
+    /// every series matching all matchers that has one, in label order. An
+    /// instant selector needs nothing else, and this decodes one chunk per
+    /// series where `select_each` over the lookback window decodes all of
+    /// them.
+    pub fn select_latest(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        mut f: impl FnMut(&Arc<Labels>, i64, f64),
+    ) {
+        let Some((mint, maxt)) = self.clamp(mint, maxt) else {
+            return;
+        };
+        let (labels, ids): (Vec<Arc<Labels>>, Vec<u32>) =
+            self.matching(matchers).into_iter().unzip();
+        let mut ctx = ReadCtx::default();
+        let mut found = Vec::with_capacity(32);
+        let mut unused = SeriesSet::default();
+        const GROUP: usize = 32;
+        for (g, group) in ids.chunks(GROUP).enumerate() {
+            found.clear();
+            self.read_batched(group, mint, maxt, &mut unused, false, |_, i, s, chunks| {
+                if let Some((t, v)) = s.latest(chunks, mint, maxt, &mut ctx) {
+                    found.push((g * GROUP + i, t, v));
+                }
+            });
+            // `f` runs with no lock held.
+            for &(i, t, v) in &found {
+                f(&labels[i], t, v);
             }
         }
     }
@@ -382,6 +417,7 @@ impl Store {
         mint: i64,
         maxt: i64,
         out: &mut SeriesSet,
+        reserve: bool,
         mut f: impl FnMut(&mut SeriesSet, usize, &Series, Range<usize>),
     ) {
         const BATCH: usize = 32;
@@ -407,7 +443,7 @@ impl Store {
                 }
             }
             std::hint::black_box(sum);
-            if out.ts.capacity() - out.ts.len() < bound {
+            if reserve && out.ts.capacity() - out.ts.len() < bound {
                 // Grow geometrically, but at least to what the rest of the
                 // query probably needs, judged by the series so far.
                 let done = (b * BATCH).max(1);

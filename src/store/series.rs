@@ -321,6 +321,36 @@ impl Series {
         }
     }
 
+    /// The newest sample with `mint <= t <= maxt`, given
+    /// `chunk_range(mint, maxt)`: what an instant selector needs. Only the
+    /// head or the last chunk of the range is decoded, since every sample
+    /// of a later chunk is newer than every sample of an earlier one.
+    pub(crate) fn latest(
+        &self,
+        chunks: std::ops::Range<usize>,
+        mint: i64,
+        maxt: i64,
+        ctx: &mut ReadCtx,
+    ) -> Option<(i64, f64)> {
+        let head = &self.head[..self.head_len as usize];
+        if let Some(&(t, v)) = head.iter().rev().find(|&&(t, _)| t <= maxt) {
+            return (t >= mint).then_some((t, v));
+        }
+        let i = chunks.end.checked_sub(1).filter(|i| *i >= chunks.start)?;
+        let meta = &self.chunks[i];
+        let t = ctx.ts.get(&meta.ts, &mut ctx.codec);
+        let b = t.partition_point(|&x| x <= maxt);
+        let last_t = *t.get(b.checked_sub(1)?)?;
+        if last_t < mint {
+            return None;
+        }
+        let v = ctx
+            .codec
+            .decode_values_range(self.values_of(i), meta.n(), b - 1..b)
+            .expect("the store's own chunk decodes");
+        v.first().map(|&v| (last_t, v))
+    }
+
     /// Loads what `read` of these chunks will touch into the cache and
     /// returns a meaningless sum. Called for a batch of series before
     /// reading them, so that their cache misses overlap instead of

@@ -63,6 +63,16 @@ fn select_all_ways(store: &Store, ms: &[Matcher], mint: i64, maxt: i64) -> Flat 
         each.push(((**l).clone(), samples));
     });
     assert_eq!(each, flat);
+    // The newest sample of each selected series, and only those series.
+    let mut latest = Vec::new();
+    store.select_latest(ms, mint, maxt, |l, t, v| {
+        latest.push(((**l).clone(), t, v.to_bits()));
+    });
+    let want: Vec<(Labels, i64, u64)> = flat
+        .iter()
+        .filter_map(|(l, s)| s.last().map(|&(t, v)| (l.clone(), t, v)))
+        .collect();
+    assert_eq!(latest, want);
     flat
 }
 

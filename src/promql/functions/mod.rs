@@ -12,8 +12,8 @@ mod vector;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Call, Expr};
 
-use super::eval::Evaluator;
-use super::value::{Batch, RangeData, Steps, Val};
+use super::eval::{has_exact_name, Evaluator};
+use super::value::{Batch, RangeData, SeriesMeta, Steps, Val};
 use super::{PromqlError, Result};
 use crate::model::{is_stale_nan, STALE_NAN_BITS};
 
@@ -228,30 +228,106 @@ impl<F: FnMut(&Window) -> Option<f64>> WindowFn for PerWindow<F> {
 /// applies `f`; empty windows give no value. Functions other than
 /// `last_over_time`/`first_over_time` drop the metric name, and then label
 /// sets that became equal are an error, as in Prometheus.
+///
+/// A range selector argument is streamed from the store one series at a
+/// time (`Store::select_each`), so that `rate(x[5m])` over thousands of
+/// series never holds all their samples at once; other arguments
+/// (subqueries) are evaluated whole first.
 pub(crate) fn apply_windows(
-    rd: &RangeData,
+    ev: &mut Evaluator,
+    arg: &Expr,
     steps: Steps,
     f: &mut impl WindowFn,
     drop_name: bool,
 ) -> Result<Batch> {
-    let n = steps.len();
+    let mut arg = arg;
+    while let Expr::Paren(p) = arg {
+        arg = &p.expr;
+    }
+    if let Expr::MatrixSelector(ms) = arg {
+        let mut w = Windower::new(steps, drop_name, has_exact_name(&ms.vs));
+        ev.stream_range(ms, steps, |rd, labels, ts, vals| {
+            w.series(rd, steps, f, ts, vals, SeriesMeta::new(labels.clone()));
+        })?;
+        return w.finish();
+    }
+    let rd = ev.eval_range(arg, steps)?;
     let b = &rd.batch;
-    let mut out = Batch::with_capacity(b.len(), b.len() * n.min(16));
-    let (mut fts, mut fvals) = (Vec::new(), Vec::new());
+    let mut w = Windower::new(steps, drop_name, b.uniform_names);
     for i in 0..b.len() {
-        let (mut ts, mut vals) = (b.ts(i), b.vals(i));
-        if rd.may_have_stale && has_stale(vals) {
+        w.series(&rd, steps, f, b.ts(i), b.vals(i), b.series[i].clone());
+    }
+    w.finish()
+}
+
+/// The output of `apply_windows` as series come, and the buffers reused
+/// from series to series.
+struct Windower {
+    out: Batch,
+    drop_name: bool,
+    /// Whether all input series seen so far share one metric name (known
+    /// up front for a selector that names the metric), which spares the
+    /// duplicate check after the names are dropped.
+    uniform_names: bool,
+    known_uniform: bool,
+    first_name: Option<String>,
+    fts: Vec<i64>,
+    fvals: Vec<f64>,
+}
+
+impl Windower {
+    fn new(steps: Steps, drop_name: bool, known_uniform: bool) -> Windower {
+        Windower {
+            out: Batch::with_capacity(64, 64 * steps.len().min(16)),
+            drop_name,
+            uniform_names: true,
+            known_uniform,
+            first_name: None,
+            fts: Vec::new(),
+            fvals: Vec::new(),
+        }
+    }
+
+    fn series(
+        &mut self,
+        rd: &RangeData,
+        steps: Steps,
+        f: &mut impl WindowFn,
+        ts: &[i64],
+        vals: &[f64],
+        mut meta: SeriesMeta,
+    ) {
+        // Taken out of `self` for the call, so that the filtered slices
+        // can borrow them while `self.out` grows.
+        let (mut fts, mut fvals) = (
+            std::mem::take(&mut self.fts),
+            std::mem::take(&mut self.fvals),
+        );
+        let filter = rd.may_have_stale && has_stale(vals);
+        if filter {
             fts.clear();
             fvals.clear();
             for (t, v) in ts.iter().zip(vals).filter(|(_, v)| !is_stale_nan(**v)) {
                 fts.push(*t);
                 fvals.push(*v);
             }
-            (ts, vals) = (&fts[..], &fvals[..]);
+        }
+        let (ts, vals) = if filter {
+            (&fts[..], &fvals[..])
+        } else {
+            (ts, vals)
+        };
+        if !self.known_uniform && self.uniform_names {
+            match &self.first_name {
+                None => self.first_name = Some(meta.name().to_string()),
+                Some(first) => {
+                    self.uniform_names = first == meta.name();
+                }
+            }
         }
         f.begin_series(ts, vals);
         let (mut lo, mut hi) = (0, 0);
-        for k in 0..n {
+        for k in 0..steps.len() {
             let end = rd.window_end(&steps, k);
             let start = end - rd.range;
             hi = advance(ts, hi, end);
@@ -271,18 +347,22 @@ pub(crate) fn apply_windows(
                 range: rd.range,
             };
             if let Some(v) = f.eval(&w) {
-                out.push(steps.t(k), v);
+                self.out.push(steps.t(k), v);
             }
         }
-        let mut meta = b.series[i].clone();
-        meta.drop_name |= drop_name;
-        out.finish_series(meta);
+        meta.drop_name |= self.drop_name;
+        self.out.finish_series(meta);
+        (self.fts, self.fvals) = (fts, fvals);
     }
-    if drop_name && !b.names_uniform() {
-        out = out.resolve_duplicates(false)?;
+
+    fn finish(mut self) -> Result<Batch> {
+        let uniform_names = self.known_uniform || self.uniform_names;
+        if self.drop_name && !uniform_names {
+            self.out = self.out.resolve_duplicates(false)?;
+        }
+        self.out.uniform_names = self.drop_name || uniform_names;
+        Ok(self.out)
     }
-    out.uniform_names = drop_name || b.uniform_names;
-    Ok(out)
 }
 
 /// The first index at or after `from` whose timestamp is after `x`.

@@ -16,17 +16,15 @@ pub(super) fn eval(
 ) -> Result<Option<Batch>> {
     if name == "quantile_over_time" {
         let q = ev.eval_scalar(args[0], steps)?;
-        let rd = ev.eval_range(args[1], steps)?;
         let mut buf = Vec::new();
         let mut f = PerWindow(|w: &Window| {
             buf.clear();
             buf.extend_from_slice(w.vals);
             Some(quantile(q[w.k], &mut buf))
         });
-        return apply_windows(&rd, steps, &mut f, true).map(Some);
+        return apply_windows(ev, args[1], steps, &mut f, true).map(Some);
     }
     if name == "mad_over_time" {
-        let rd = ev.eval_range(args[0], steps)?;
         let mut buf = Vec::new();
         let mut f = PerWindow(|w: &Window| {
             buf.clear();
@@ -36,7 +34,7 @@ pub(super) fn eval(
             buf.extend(w.vals.iter().map(|v| (v - median).abs()));
             Some(quantile(0.5, &mut buf))
         });
-        return apply_windows(&rd, steps, &mut f, true).map(Some);
+        return apply_windows(ev, args[0], steps, &mut f, true).map(Some);
     }
     let f: fn(&Window) -> f64 = match name {
         "avg_over_time" => avg,
@@ -58,9 +56,9 @@ pub(super) fn eval(
     // last_over_time and first_over_time act like an offset and keep the
     // metric name.
     let drop_name = !matches!(name, "last_over_time" | "first_over_time");
-    let rd = ev.eval_range(args[0], steps)?;
     apply_windows(
-        &rd,
+        ev,
+        args[0],
         steps,
         &mut PerWindow(|w: &Window| Some(f(w))),
         drop_name,

@@ -17,52 +17,47 @@ pub(super) fn eval(
 ) -> Result<Option<Batch>> {
     let out = match name {
         "rate" | "increase" | "delta" => {
-            let rd = ev.eval_range(args[0], steps)?;
             let mut f = Extrapolated {
                 counter: name != "delta",
                 per_second: name == "rate",
                 resets: Vec::new(),
                 series_vals: Vec::new(),
             };
-            apply_windows(&rd, steps, &mut f, true)?
+            apply_windows(ev, args[0], steps, &mut f, true)?
         }
         "irate" | "idelta" => {
-            let rd = ev.eval_range(args[0], steps)?;
             let is_rate = name == "irate";
             apply_windows(
-                &rd,
+                ev,
+                args[0],
                 steps,
                 &mut PerWindow(|w: &Window| instant_value(w, is_rate)),
                 true,
             )?
         }
         "deriv" => {
-            let rd = ev.eval_range(args[0], steps)?;
             let mut f = PerWindow(|w: &Window| {
                 (w.ts.len() >= 2).then(|| linear_regression(w.ts, w.vals, w.ts[0]).0)
             });
-            apply_windows(&rd, steps, &mut f, true)?
+            apply_windows(ev, args[0], steps, &mut f, true)?
         }
         "predict_linear" => {
             let d = ev.eval_scalar(args[1], steps)?;
-            let rd = ev.eval_range(args[0], steps)?;
             let mut f = PerWindow(|w: &Window| {
                 (w.ts.len() >= 2).then(|| {
                     let (slope, intercept) = linear_regression(w.ts, w.vals, w.eval_t);
                     slope * d[w.k] + intercept
                 })
             });
-            apply_windows(&rd, steps, &mut f, true)?
+            apply_windows(ev, args[0], steps, &mut f, true)?
         }
         "resets" => {
-            let rd = ev.eval_range(args[0], steps)?;
             let mut f = PerWindow(|w: &Window| {
                 Some(w.vals.windows(2).filter(|p| p[1] < p[0]).count() as f64)
             });
-            apply_windows(&rd, steps, &mut f, true)?
+            apply_windows(ev, args[0], steps, &mut f, true)?
         }
         "changes" => {
-            let rd = ev.eval_range(args[0], steps)?;
             let mut f = PerWindow(|w: &Window| {
                 Some(
                     w.vals
@@ -71,7 +66,7 @@ pub(super) fn eval(
                         .count() as f64,
                 )
             });
-            apply_windows(&rd, steps, &mut f, true)?
+            apply_windows(ev, args[0], steps, &mut f, true)?
         }
         _ => return Ok(None),
     };

@@ -92,8 +92,13 @@ pub(super) fn absent(ev: &mut Evaluator, args: &[&Expr], steps: Steps) -> Result
 
 /// absent_over_time(m): 1 where no series has a sample in the window.
 pub(super) fn absent_over_time(ev: &mut Evaluator, args: &[&Expr], steps: Steps) -> Result<Batch> {
-    let rd = ev.eval_range(args[0], steps)?;
-    let has = apply_windows(&rd, steps, &mut PerWindow(|_: &Window| Some(1.0)), true)?;
+    let has = apply_windows(
+        ev,
+        args[0],
+        steps,
+        &mut PerWindow(|_: &Window| Some(1.0)),
+        true,
+    )?;
     let mut present = vec![false; steps.len()];
     for &t in &has.ts {
         present[steps.index(t)] = true;

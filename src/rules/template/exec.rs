@@ -1,6 +1,7 @@
 //! Executing a parsed template against alert data, with Go's semantics for
 //! the parts rule files rely on: truthiness, variable scopes, the piped
-//! value passed as the last argument, `<no value>` for a missing label.
+//! value passed as the last argument, "" for a missing label (Prometheus
+//! runs templates with `missingkey=zero`).
 
 use std::fmt;
 use std::rc::Rc;
@@ -12,8 +13,6 @@ use crate::model::Labels;
 /// A template value. Go's `interface{}` narrowed to what alert templates see.
 #[derive(Debug, Clone)]
 pub enum Val {
-    /// A missing map key: Go's invalid value, printed as `<no value>`.
-    NoValue,
     Nil,
     Bool(bool),
     Int(i64),
@@ -32,7 +31,7 @@ impl Val {
     /// Go's type name, for `%!d(float64=1.5)` and error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Val::NoValue | Val::Nil => "<nil>",
+            Val::Nil => "<nil>",
             Val::Bool(_) => "bool",
             Val::Int(_) => "int",
             Val::Float(_) => "float64",
@@ -47,7 +46,7 @@ impl Val {
     /// Go's truthiness for `if`, `with`, `and`, `or`, `not`.
     pub fn truthy(&self) -> bool {
         match self {
-            Val::NoValue | Val::Nil => false,
+            Val::Nil => false,
             Val::Bool(b) => *b,
             Val::Int(i) => *i != 0,
             Val::Float(f) => *f != 0.0,
@@ -74,7 +73,6 @@ impl fmt::Display for Val {
     /// Go's `%v`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Val::NoValue => f.write_str("<no value>"),
             Val::Nil => f.write_str("<nil>"),
             Val::Bool(b) => write!(f, "{b}"),
             Val::Int(i) => write!(f, "{i}"),
@@ -219,7 +217,7 @@ impl<'a, 'd> Exec<'a, 'd> {
                 .map(|(i, s)| (Val::Int(i as i64), Val::Sample(Rc::new(s.clone()))))
                 .collect(),
             Val::Int(n) => (0..*n).map(|i| (Val::Int(i), Val::Int(i))).collect(),
-            Val::Nil | Val::NoValue => Vec::new(),
+            Val::Nil => Vec::new(),
             other => return Err(self.err(&p.cmds[0], format!("range can't iterate over {other}"))),
         };
         if items.is_empty() {
@@ -346,7 +344,9 @@ impl<'a, 'd> Exec<'a, 'd> {
                 (Val::Data, "ExternalLabels") => Val::Map(self.data.external_labels.clone()),
                 (Val::Data, "ExternalURL") => Val::Str(self.data.external_url.to_string()),
                 (Val::Data, "Value") => Val::Float(self.data.value),
-                (Val::Map(m), key) => m.get(key).map_or(Val::NoValue, |s| Val::Str(s.to_string())),
+                // Prometheus executes templates with `missingkey=zero`: a
+                // missing label is "", not Go's default `<no value>`.
+                (Val::Map(m), key) => Val::Str(m.get(key).unwrap_or("").to_string()),
                 (Val::Sample(s), "Labels") => Val::Map(Rc::new(s.labels.clone())),
                 (Val::Sample(s), "Value") => Val::Float(s.value),
                 (other, _) => {

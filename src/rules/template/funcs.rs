@@ -80,7 +80,7 @@ fn arity(name: &str, args: &[Val], n: usize) -> R<()> {
 fn string(v: &Val) -> R<&str> {
     match v {
         Val::Str(s) => Ok(s),
-        Val::NoValue | Val::Nil => Err("invalid value; expected string".into()),
+        Val::Nil => Err("invalid value; expected string".into()),
         other => Err(format!(
             "wrong type for value; expected string; got {}",
             other.type_name()
@@ -173,7 +173,7 @@ fn call_inner(name: &str, a: &[Val], data: &TemplateData<'_>) -> R<Val> {
                             None => return Err(format!("index out of range: {i}")),
                         }
                     }
-                    (Val::NoValue | Val::Nil, _) => return Err("index of untyped nil".into()),
+                    (Val::Nil, _) => return Err("index of untyped nil".into()),
                     (c, k) => {
                         return Err(format!(
                             "can't index item of type {} with {}",
@@ -350,7 +350,7 @@ fn compare(a: &Val, b: &Val) -> R<std::cmp::Ordering> {
         (Val::Float(x), Val::Float(y)) => Ok(x.partial_cmp(y).unwrap_or(Ordering::Less)),
         (Val::Str(x), Val::Str(y)) => Ok(x.cmp(y)),
         (Val::Bool(x), Val::Bool(y)) => Ok(x.cmp(y)),
-        (Val::Nil | Val::NoValue, Val::Nil | Val::NoValue) => Ok(Ordering::Equal),
+        (Val::Nil, Val::Nil) => Ok(Ordering::Equal),
         (Val::Map(_) | Val::Samples(_) | Val::Sample(_) | Val::Data, _)
         | (_, Val::Map(_) | Val::Samples(_) | Val::Sample(_) | Val::Data) => {
             Err("invalid type for comparison".into())

@@ -6,7 +6,7 @@
 //! Written here rather than taken from a crate: the one Rust port of Go
 //! templates (`gtmpl`) is unmaintained and prints numbers the Rust way, while
 //! alert texts must read exactly as Prometheus renders them
-//! (`1.234567e+06`, `<no value>`, `%!f(int=5)`).
+//! (`1.234567e+06`, `%!f(int=5)`).
 //!
 //! Templates are parsed once when a rule file is loaded (`Template::parse`,
 //! which is also the validation) and executed for each alert at each
@@ -24,7 +24,7 @@ use std::rc::Rc;
 
 use crate::model::Labels;
 
-pub use gofmt::format_float;
+pub use gofmt::{format_float, go_quote};
 
 /// One sample of a `query` result, as templates see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +164,8 @@ mod tests {
         );
         assert_eq!(run("{{ $value }}", 0.5), "0.5");
         assert_eq!(run("{{ $externalLabels.cluster }}", 0.0), "eu1");
-        assert_eq!(run("{{ $labels.missing }}", 0.0), "<no value>");
+        // Prometheus runs templates with `missingkey=zero`.
+        assert_eq!(run("{{ $labels.missing }}|", 0.0), "|");
         assert_eq!(run("{{ index $labels \"missing\" }}|", 0.0), "|");
         assert_eq!(run("{{ $value | humanize }}", 1234567.0), "1.235M");
         assert_eq!(run("{{ $value | humanize1024 }}", 1234567.0), "1.177Mi");
