@@ -5,9 +5,12 @@
 //! 20 ms. The store's `select` of the same samples is measured on its own
 //! too, to tell the evaluator's share from the store's.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
+use common::Rng;
 use criterion::Criterion;
 use hourglass::model::{Labels, MatchOp, Matcher};
 use hourglass::promql::{parse, Engine, EngineOptions, Value};
@@ -20,23 +23,6 @@ const STEP_MS: i64 = 1_000;
 /// An arbitrary recent start, so that timestamps look like real ones.
 const T0: i64 = 1_700_000_000_000;
 const END: i64 = T0 + (SAMPLES - 1) * STEP_MS;
-
-/// A deterministic xorshift generator: no extra dependency, same data on
-/// every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Counters with per-series rates of 1–100/s, jitter, and a rare restart
 /// (counter reset), like `http_requests_total` of a fleet.

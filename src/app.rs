@@ -14,7 +14,6 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::model::Labels;
 use crate::promql::{Engine, EngineOptions};
-use crate::rules::bundled::BUNDLED;
 use crate::rules::manager::{self, ManagerOptions, ReloadHandle, RuleManager, RuleSource};
 use crate::rules::EvalContext;
 use crate::store::{Store, StoreConfig};
@@ -79,7 +78,7 @@ async fn run_async(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<
                 default_query_offset_ms: 0,
             },
         },
-        rule_source(&cfg, config_path.as_deref()),
+        RuleSource::from_config(&cfg, config_path.as_deref()),
         shutdown_rx.clone(),
     );
     rules.register_metrics(&registry);
@@ -96,8 +95,14 @@ async fn run_async(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<
     }
     // The notifiers attach here (alerts are logged by the manager); until
     // then the queue is drained so that it never reports drops.
+    let mut events_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
-        while alert_events.recv().await.is_some() {}
+        loop {
+            tokio::select! {
+                ev = alert_events.recv() => if ev.is_none() { return },
+                _ = events_shutdown.wait_for(|s| *s) => return,
+            }
+        }
     }));
 
     let mut state = ApiState::new(store.clone(), engine, registry.clone());
@@ -151,28 +156,13 @@ async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
-/// Where the rules come from: the configuration's `rule_files`, or the
-/// bundled rules when it names none.
-fn rule_source(cfg: &Config, config_path: Option<&std::path::Path>) -> RuleSource {
-    match &cfg.rule_files {
-        None => RuleSource::Embedded(BUNDLED),
-        Some(patterns) => RuleSource::Files {
-            patterns: patterns.clone(),
-            base: config_path
-                .and_then(std::path::Path::parent)
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default(),
-        },
-    }
-}
-
 /// SIGHUP: re-read the configuration's `rule_files` and reload the rules.
 /// Other settings need a restart (systemd's `restart` takes well under 5 s).
 fn on_sighup(rules: &RuleManager, reload: &ReloadHandle, config_path: Option<&std::path::Path>) {
     tracing::info!("SIGHUP received: reloading rules");
     if let Some(path) = config_path {
         match Config::load(path) {
-            Ok(cfg) => rules.set_source(rule_source(&cfg, Some(path))),
+            Ok(cfg) => rules.set_source(RuleSource::from_config(&cfg, Some(path))),
             Err(e) => {
                 tracing::error!("configuration not reloaded: {e}; reloading the same rule files");
             }

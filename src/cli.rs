@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "hourglass",
     version,
     about = "An observability agent and alerting daemon: scrapes the host, keeps one hour of \
-             compressed history in memory, and answers PromQL over the Prometheus HTTP API.",
-    after_help = "Examples:\n  hourglass run                         # no config: host metrics every second, API on 127.0.0.1:9977\n  hourglass run --config hourglass.yml\n  hourglass check config hourglass.yml  # validate; prints what would run\n  curl '127.0.0.1:9977/api/v1/query?query=node_memory_MemAvailable_bytes'"
+             compressed history in memory, answers PromQL over the Prometheus HTTP API, and \
+             evaluates Prometheus rule files.",
+    after_help = "Examples:\n  hourglass run                         # no config: host metrics every second, bundled rules, API on 127.0.0.1:9977\n  hourglass run --config hourglass.yml\n  hourglass check config hourglass.yml  # validate config and rule files; prints what would run\n  hourglass test rules rules/*_test.yml # promtool-format rule unit tests\n  hourglass backtest my-rules.yml --from -1h\n  curl '127.0.0.1:9977/api/v1/query?query=node_memory_MemAvailable_bytes'\n  curl '127.0.0.1:9977/api/v1/alerts'\n  kill -HUP $(pidof hourglass)          # reload rule files (or: curl -XPOST 127.0.0.1:9977/-/reload)"
 )]
 pub struct Cli {
     /// Log format: `text` for a terminal, `json` for containers and log shippers.
@@ -38,7 +39,8 @@ pub enum Command {
     /// Run the agent: scrape sources, keep history, serve the HTTP API.
     Run {
         /// Configuration file (YAML). Without it the embedded default runs:
-        /// host metrics every second, HTTP on 127.0.0.1:9977, one hour kept.
+        /// host metrics every second, the bundled rules, HTTP on 127.0.0.1:9977,
+        /// one hour kept. SIGHUP reloads the rule files.
         #[arg(short, long, env = "HOURGLASS_CONFIG")]
         config: Option<PathBuf>,
         /// Override the configuration's `listen` address.

@@ -12,11 +12,7 @@ fn main() -> ExitCode {
         Command::Check {
             what: CheckCommand::Config { file },
         } => match Config::load(&file) {
-            Ok(cfg) => {
-                println!("{}: ok", file.display());
-                print!("{}", cfg.summary());
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => check_config_rules(&cfg, &file),
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::FAILURE
@@ -67,6 +63,37 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// The rest of `check config`: the rule files the configuration names must
+/// load too, since the agent would start without them.
+fn check_config_rules(cfg: &Config, file: &std::path::Path) -> ExitCode {
+    use hourglass::rules::manager::{load, RuleSource};
+    let source = RuleSource::from_config(cfg, Some(file));
+    match load(&source) {
+        Ok((set, _)) => {
+            println!("{}: ok", file.display());
+            print!("{}", cfg.summary());
+            println!(
+                "rules loaded: {} group(s), {} rule(s) from {}",
+                set.groups.len(),
+                set.rule_count(),
+                source.describe()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: the rule files have {} error(s)",
+                file.display(),
+                errors.len()
+            );
+            ExitCode::FAILURE
         }
     }
 }

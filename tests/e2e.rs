@@ -278,6 +278,9 @@ fn sigterm_stops_the_agent_cleanly_in_time() {
     assert!(code.success(), "exit status {code:?}");
     let stderr = agent.log();
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // Every task stopped by itself, none was cut at the deadline.
+    assert!(!stderr.contains("did not stop"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
 }
 
 #[test]
@@ -353,6 +356,25 @@ fn check_config_reports_file_and_line() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("source host: every 2s"), "{text}");
+    assert!(text.contains("bundled rule file(s)"), "{text}");
+
+    // The rule files a config names are checked too.
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/a.yml"),
+        HOST_RULES.replace("> 0", "> "),
+    )
+    .unwrap();
+    let with_rules = dir.path().join("with_rules.yml");
+    std::fs::write(&with_rules, "rule_files: [\"rules/*.yml\"]\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "config"])
+        .arg(&with_rules)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rules/a.yml:7:"), "{err}");
 }
 
 #[test]

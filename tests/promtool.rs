@@ -40,6 +40,30 @@ fn every_rule_test_file_passes() {
     assert_eq!(out.matches("  SUCCESS\n").count(), files.len(), "{out}");
 }
 
+/// The bundled rules in `rules/` (compiled into the agent) pass their own
+/// unit tests, and `check rules` finds them all valid.
+#[test]
+fn bundled_rules_pass_their_tests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("_test.yml"))
+        .collect();
+    tests.sort();
+    // Every bundled rule file has its test beside it.
+    for (name, _) in hourglass::rules::bundled::BUNDLED {
+        let test = Path::new(env!("CARGO_MANIFEST_DIR")).join(name.replace(".yml", "_test.yml"));
+        assert!(tests.contains(&test), "{name} has no unit test");
+    }
+    assert!(tests.len() >= 7, "{tests:?}");
+    let mut out = Vec::new();
+    let ok = hourglass::rules::unittest::run_test_files(&tests, &mut out).unwrap();
+    let out = text(&out);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("  SUCCESS\n").count(), tests.len(), "{out}");
+}
+
 #[test]
 fn test_rules_passes_with_exit_0() {
     let o = hourglass(&["test", "rules"], &[rules_dir().join("for_zero_test.yml")]);

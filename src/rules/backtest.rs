@@ -99,6 +99,9 @@ pub struct GroupReport {
     pub name: String,
     pub file: String,
     pub interval_ms: i64,
+    /// The first evaluation: an alert pending then was already true when
+    /// the range began, so its `for` had maybe been running for longer.
+    pub first_eval_ms: i64,
     pub evaluations: usize,
     pub rules: Vec<RuleReport>,
 }
@@ -324,6 +327,7 @@ pub fn run(
             name: group.name.clone(),
             file: group.file.clone(),
             interval_ms: intervals[gi],
+            first_eval_ms: firsts[gi],
             evaluations: evaluations[gi],
             rules: rules_out,
         });

@@ -46,6 +46,32 @@ pub enum RuleSource {
     Embedded(&'static [(&'static str, &'static str)]),
 }
 
+impl RuleSource {
+    /// The configuration's `rule_files` (relative to the configuration
+    /// file's directory), or the bundled rules when it names none.
+    pub fn from_config(cfg: &crate::config::Config, config_path: Option<&Path>) -> RuleSource {
+        match &cfg.rule_files {
+            None => RuleSource::Embedded(super::bundled::BUNDLED),
+            Some(patterns) => RuleSource::Files {
+                patterns: patterns.clone(),
+                base: config_path
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            },
+        }
+    }
+
+    /// A short description for logs and `check config`.
+    pub fn describe(&self) -> String {
+        match self {
+            RuleSource::Embedded(files) => format!("{} bundled rule file(s)", files.len()),
+            RuleSource::Files { patterns, .. } if patterns.is_empty() => "no rule files".into(),
+            RuleSource::Files { patterns, .. } => patterns.join(", "),
+        }
+    }
+}
+
 /// What the manager needs besides the store and the engine.
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
@@ -535,7 +561,7 @@ fn log_event(ev: &AlertEvent) {
 
 /// Reads and validates every rule file of `source`: the set and a hash of
 /// the texts, or every error.
-fn load(source: &RuleSource) -> Result<(RuleSet, u64), Vec<RuleFileError>> {
+pub fn load(source: &RuleSource) -> Result<(RuleSet, u64), Vec<RuleFileError>> {
     let files: Vec<(String, String)> = match source {
         RuleSource::Embedded(files) => files
             .iter()
@@ -583,7 +609,8 @@ fn load(source: &RuleSource) -> Result<(RuleSet, u64), Vec<RuleFileError>> {
 
 /// The files the patterns name, sorted and without duplicates. A pattern
 /// without glob characters must name an existing file; a glob may match
-/// nothing (as in Prometheus).
+/// nothing (as in Prometheus). Files a glob matches that are named like
+/// promtool unit tests (`*_test.yml`) are left out.
 pub fn expand_globs(
     patterns: &[String],
     base: &Path,
@@ -599,7 +626,12 @@ pub fn expand_globs(
         }
         match glob::glob(&text) {
             Ok(paths) => {
-                let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                // promtool's unit tests conventionally sit beside the rules
+                // as `*_test.yml`; a glob like `rules/*.yml` means the rules.
+                let mut found: Vec<PathBuf> = paths
+                    .filter_map(Result::ok)
+                    .filter(|p| !is_rule_test_file(p))
+                    .collect();
                 found.sort();
                 out.extend(found);
             }
@@ -612,6 +644,13 @@ pub fn expand_globs(
     }
     out.dedup();
     out
+}
+
+/// A promtool unit-test file by its name (`*_test.yml`, `*_test.yaml`).
+pub fn is_rule_test_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("_test.yml") || n.ends_with("_test.yaml"))
 }
 
 /// Watches the rule files' directories and requests a reload when a file

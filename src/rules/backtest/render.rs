@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use serde_json::{json, Value as Json};
 
 use super::time::{format_ago, format_date, format_dur, format_time, same_day};
-use super::{AlertReport, Approach, Episode, RecordingReport, Report, RuleErrors, RuleReport};
+use super::{
+    AlertReport, Approach, Episode, GroupReport, RecordingReport, Report, RuleErrors, RuleReport,
+};
 use crate::model::Labels;
 
 /// Label sets shown per rule, and episodes per label set; JSON has all.
@@ -54,7 +56,7 @@ pub fn render_text(report: &Report, now_ms: i64) -> String {
             match r {
                 RuleReport::Alerting(a) => {
                     alerts += 1;
-                    f.alert(&mut out, a, &g.file, report);
+                    f.alert(&mut out, a, g, report);
                     let n = a.times_fired();
                     if n > 0 {
                         fired.push(format!(
@@ -113,7 +115,8 @@ impl Fmt {
         )
     }
 
-    fn alert(&self, out: &mut String, a: &AlertReport, file: &str, report: &Report) {
+    fn alert(&self, out: &mut String, a: &AlertReport, g: &GroupReport, report: &Report) {
+        let file = &g.file;
         let mut head = format!("ALERT {} ({file}:{}", a.name, a.line);
         if a.for_ms > 0 {
             let _ = write!(head, ", for {}", format_dur(a.for_ms));
@@ -137,9 +140,19 @@ impl Fmt {
                 format_dur(firing),
                 firing as f64 * 100.0 / span as f64
             );
-            let unfired = a.times_pending() - fired;
-            if unfired > 0 {
-                let _ = write!(head, "; {unfired} more pending that cleared before firing");
+            let unfired = a.series.iter().flat_map(|s| &s.episodes);
+            let unfired = unfired.filter(|e| e.fired_at_ms.is_none());
+            let (cleared, pending): (Vec<&Episode>, Vec<&Episode>) =
+                unfired.partition(|e| e.ended_at_ms.is_some());
+            if !cleared.is_empty() {
+                let _ = write!(
+                    head,
+                    "; {} more went pending and cleared before firing",
+                    cleared.len()
+                );
+            }
+            if !pending.is_empty() {
+                let _ = write!(head, "; {} pending at the end", pending.len());
             }
         } else {
             head.push_str("never fired");
@@ -204,7 +217,11 @@ impl Fmt {
                 let _ = writeln!(out, "    … {skip} earlier episodes");
             }
             for e in &s.episodes[skip..] {
-                let _ = writeln!(out, "    {}", self.episode(e, a, report.to_ms));
+                let _ = writeln!(
+                    out,
+                    "    {}",
+                    self.episode(e, a, g.first_eval_ms, report.to_ms)
+                );
             }
         }
         if a.series.len() > MAX_SERIES_SHOWN {
@@ -218,8 +235,15 @@ impl Fmt {
 
     /// `pending at 03:12:05 (-8m), firing at 03:17:05 (-3m, after 5m),
     /// resolved at 03:20:10 (now, fired 3m5s); peak 0.93 at 03:18:00`.
-    fn episode(&self, e: &Episode, a: &AlertReport, to_ms: i64) -> String {
-        let mut s = format!("pending at {}", self.at(e.pending_at_ms));
+    fn episode(&self, e: &Episode, a: &AlertReport, first_eval_ms: i64, to_ms: i64) -> String {
+        let mut s = if e.pending_at_ms == first_eval_ms {
+            format!(
+                "pending at {}",
+                self.at_with(e.pending_at_ms, "already true at the start")
+            )
+        } else {
+            format!("pending at {}", self.at(e.pending_at_ms))
+        };
         match e.fired_at_ms {
             Some(f) => {
                 let _ = write!(
@@ -395,7 +419,7 @@ pub fn render_json(report: &Report) -> String {
                 .rules
                 .iter()
                 .map(|r| match r {
-                    RuleReport::Alerting(a) => alert_json(a, &g.file, report.to_ms),
+                    RuleReport::Alerting(a) => alert_json(a, g, report.to_ms),
                     RuleReport::Recording(r) => json!({
                         "type": "recording",
                         "name": r.record,
@@ -430,7 +454,8 @@ pub fn render_json(report: &Report) -> String {
     s
 }
 
-fn alert_json(a: &AlertReport, file: &str, to_ms: i64) -> Json {
+fn alert_json(a: &AlertReport, g: &GroupReport, to_ms: i64) -> Json {
+    let file = &g.file;
     let series: Vec<Json> = a
         .series
         .iter()
@@ -447,6 +472,7 @@ fn alert_json(a: &AlertReport, file: &str, to_ms: i64) -> Json {
                     };
                     json!({
                         "pending_at": ts(e.pending_at_ms),
+                        "true_at_start": e.pending_at_ms == g.first_eval_ms,
                         "fired_at": e.fired_at_ms.map(ts),
                         "ended_at": e.ended_at_ms.map(ts),
                         "outcome": outcome,
