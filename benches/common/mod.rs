@@ -1,5 +1,28 @@
 //! What the benchmarks share: a deterministic random generator, so that
-//! every run builds the same data without another dependency.
+//! every run builds the same data without another dependency, and the
+//! thread CPU clock.
+
+use std::time::Duration;
+
+/// CPU time of this thread. Benchmarks that state a cost "on one core"
+/// report it, so that other work on the machine does not inflate the figure
+/// the way it inflates wall time (it still costs through shared caches).
+#[allow(dead_code)]
+pub fn cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Runs `f` `iters` times and returns the thread CPU time it took, for
+/// criterion's `iter_custom`.
+#[allow(dead_code)]
+pub fn cpu_time<T>(iters: u64, mut f: impl FnMut() -> T) -> Duration {
+    let start = cpu_now();
+    for _ in 0..iters {
+        std::hint::black_box(f());
+    }
+    cpu_now().saturating_sub(start)
+}
 
 /// xorshift64.
 pub struct Rng(pub u64);

@@ -5,6 +5,9 @@
 //! the problem is (unknown field, bad duration, bad address, bad URL).
 
 mod expand;
+mod http;
+mod postgres;
+mod redis;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use expand::expand_env;
+pub use http::*;
+pub use postgres::*;
+pub use redis::*;
 
 /// The configuration used when `hourglass run` is given no file.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yml");
@@ -96,6 +102,12 @@ impl Default for Global {
 #[serde(deny_unknown_fields, default)]
 pub struct Sources {
     pub host: HostSource,
+    /// Applications scraped over HTTP (Prometheus text or JSON).
+    pub http: Vec<HttpSource>,
+    /// Redis servers: INFO and queue lengths.
+    pub redis: Vec<RedisSource>,
+    /// PostgreSQL servers, with postgres_exporter's metric names.
+    pub postgres: Vec<PostgresSource>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,7 +151,17 @@ impl Config {
             file: name.clone(),
             source,
         })?;
-        Config::parse(&text, &name)
+        let mut cfg = Config::parse(&text, &name)?;
+        for h in &mut cfg.sources.http {
+            h.resolve_paths(path);
+        }
+        for r in &mut cfg.sources.redis {
+            r.resolve_paths(path);
+        }
+        for p in &mut cfg.sources.postgres {
+            p.resolve_paths(path);
+        }
+        Ok(cfg)
     }
 
     /// The embedded default configuration.
@@ -231,6 +253,9 @@ impl Config {
                 ));
             }
         }
+        http::validate_http(self)?;
+        redis::validate_redis(self)?;
+        postgres::validate_postgres(self)?;
         Ok(())
     }
 
@@ -253,6 +278,9 @@ impl Config {
             )),
             None => s.push_str("source host: disabled\n"),
         }
+        s.push_str(&http::summarize_http(self));
+        s.push_str(&redis::summarize_redis(self));
+        s.push_str(&postgres::summarize_postgres(self));
         s.push_str(&format!(
             "rules: every {} by default, from {}\n",
             humantime::format_duration(g.evaluation_interval),

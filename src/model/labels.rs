@@ -93,6 +93,36 @@ impl Labels {
         h.digest()
     }
 
+    /// The `fingerprint` of this set with `extra` labels set (replacing
+    /// labels of the same name), without building that set. `extra` must be
+    /// sorted by name and hold no empty values.
+    pub fn fingerprint_with(&self, extra: &[(&str, &str)]) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut put = |n: &str, v: &str| {
+            h.update(n.as_bytes());
+            h.update(&[0xff]);
+            h.update(v.as_bytes());
+            h.update(&[0xff]);
+        };
+        let mut rest = extra;
+        for l in &self.labels {
+            while let Some((&(n, v), tail)) = rest.split_first() {
+                if n >= l.name.as_str() {
+                    break;
+                }
+                put(n, v);
+                rest = tail;
+            }
+            if !extra.iter().any(|(n, _)| *n == l.name) {
+                put(&l.name, &l.value);
+            }
+        }
+        for &(n, v) in rest {
+            put(n, v);
+        }
+        h.digest()
+    }
+
     /// A copy without the metric name, as functions and most binary operators
     /// return.
     pub fn without_metric_name(&self) -> Labels {
@@ -230,6 +260,27 @@ impl LabelsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_with_equals_the_fingerprint_of_the_built_set() {
+        let base = Labels::from_pairs(&[("b", "2"), ("instance", "x"), ("job", "j"), ("z", "9")]);
+        for extra in [
+            vec![],
+            vec![("__name__", "ALERTS"), ("alertstate", "firing")],
+            vec![("a", "1"), ("job", "other"), ("zz", "last")],
+            vec![("instance", "y")],
+        ] {
+            let mut b = LabelsBuilder::from_labels(&base);
+            for (n, v) in &extra {
+                b.set(n, v);
+            }
+            assert_eq!(
+                base.fingerprint_with(&extra),
+                b.build().fingerprint(),
+                "{extra:?}"
+            );
+        }
+    }
 
     #[test]
     fn builder_sorts_and_drops_empty_values() {

@@ -20,6 +20,8 @@ pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 pub const ALERTNAME: &str = "alertname";
 /// The series of pending and firing alerts, value 1.
 pub const ALERTS_METRIC: &str = "ALERTS";
+/// The label of `ALERTS` that holds the alert's state.
+pub const ALERTSTATE: &str = "alertstate";
 /// The series holding each alert's `active_at` (seconds), value for restoring
 /// `for` timers.
 pub const ALERTS_FOR_STATE_METRIC: &str = "ALERTS_FOR_STATE";
@@ -297,9 +299,9 @@ pub fn alert_series(state: &AlertRuleState) -> Vec<(Labels, f64)> {
     for a in state.active_alerts() {
         let mut b = LabelsBuilder::from_labels(&a.labels);
         b.set(METRIC_NAME, ALERTS_METRIC);
-        b.set("alertstate", a.state.as_str());
+        b.set(ALERTSTATE, a.state.as_str());
         out.push((b.build(), 1.0));
-        b.del("alertstate");
+        b.del(ALERTSTATE);
         b.set(METRIC_NAME, ALERTS_FOR_STATE_METRIC);
         out.push((b.into_labels(), a.active_at_ms.div_euclid(1000) as f64));
     }

@@ -9,12 +9,15 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::alert::{self, AlertEvent, AlertRuleState, TemplateCtx};
+use super::alert::{
+    self, Alert, AlertEvent, AlertRuleState, AlertState, TemplateCtx, ALERTSTATE,
+    ALERTS_FOR_STATE_METRIC, ALERTS_METRIC,
+};
 use super::rule::{Group, RecordingRule, Rule};
 use super::template::{QuerySample, TemplateError};
 use crate::model::{stale_nan, Labels, LabelsBuilder, METRIC_NAME};
 use crate::promql::{Engine, Expr, InstantSample, Value};
-use crate::store::Store;
+use crate::store::{AppendError, SeriesRef, Store};
 
 /// What rule evaluation needs from the configuration.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +63,9 @@ pub struct RuleState {
     /// Series written at the last successful evaluation, which get a
     /// staleness marker when they are not written again.
     pub written: HashMap<u64, Labels>,
+    /// The store's reference of each written series (by fingerprint), so
+    /// that the next evaluation appends without a lookup by labels.
+    refs: HashMap<u64, SeriesRef>,
 }
 
 impl RuleState {
@@ -72,6 +78,7 @@ impl RuleState {
             last_duration: Duration::ZERO,
             alerts: AlertRuleState::default(),
             written: HashMap::new(),
+            refs: HashMap::new(),
         }
     }
 }
@@ -175,19 +182,38 @@ pub fn eval_group(
     for (i, (rule, rs)) in group.rules.iter().zip(state.rules.iter_mut()).enumerate() {
         let rule_started = Instant::now();
         let outcome = match rule {
-            Rule::Recording(r) => record(r, engine, store, qt, group.limit),
+            Rule::Recording(r) => record(r, engine, store, qt, group.limit).map(Some),
             Rule::Alerting(r) => query_rule(engine, store, &r.expr, qt).and_then(|v| {
                 let out = alert::step(&mut rs.alerts, &v, t_ms, r, &tctx, group.limit)
                     .map_err(|e| e.to_string())?;
                 res.events.extend(out.events);
                 res.template_errors
                     .extend(out.template_errors.into_iter().map(|e| (i, e)));
-                Ok(alert::alert_series(&rs.alerts))
+                Ok(None)
             }),
         };
         match outcome {
             Ok(series) => {
-                write(store, rs, series, qt, &mut res);
+                let (written, refs) = (&mut rs.written, &mut rs.refs);
+                match series {
+                    Some(series) => write(store, written, refs, series.into_iter(), qt, &mut res),
+                    // ALERTS and ALERTS_FOR_STATE of the pending and firing alerts.
+                    None => {
+                        let alerts = rs
+                            .alerts
+                            .active
+                            .values()
+                            .filter(|a| a.state != AlertState::Inactive);
+                        let series = alerts.flat_map(|a| {
+                            let for_state = a.active_at_ms.div_euclid(1000) as f64;
+                            [
+                                (Out::Alert(a, ALERTS_METRIC, Some(a.state.as_str())), 1.0),
+                                (Out::Alert(a, ALERTS_FOR_STATE_METRIC, None), for_state),
+                            ]
+                        });
+                        write(store, written, refs, series, qt, &mut res)
+                    }
+                }
                 rs.health = RuleHealth::Ok;
                 rs.last_error = None;
             }
@@ -243,7 +269,7 @@ fn record(
     store: &Store,
     qt: i64,
     limit: usize,
-) -> Result<Vec<(Labels, f64)>, String> {
+) -> Result<Vec<(Out<'static>, f64)>, String> {
     let v = query_rule(engine, store, &r.expr, qt)?;
     let mut out = Vec::with_capacity(v.len());
     let mut seen = std::collections::HashSet::with_capacity(v.len());
@@ -259,7 +285,7 @@ fn record(
                 "vector contains metrics with the same labelset after applying rule labels".into(),
             );
         }
-        out.push((labels, s.v));
+        out.push((Out::Labels(labels), s.v));
     }
     if limit > 0 && out.len() > limit {
         return Err(format!(
@@ -270,37 +296,97 @@ fn record(
     Ok(out)
 }
 
-/// Appends the rule's series at `qt` and staleness markers for the ones it
-/// wrote last time but not now.
-fn write(
+/// A series a rule writes. An alert's series are described rather than
+/// built: in the steady state the same series are written every
+/// evaluation, and their label sets are found by fingerprint among those of
+/// the last one instead of being allocated again.
+pub(crate) enum Out<'a> {
+    Labels(Labels),
+    /// `ALERTS` (with `alertstate`) or `ALERTS_FOR_STATE` of an alert.
+    Alert(&'a Alert, &'static str, Option<&'static str>),
+}
+
+impl Out<'_> {
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Out::Labels(l) => l.fingerprint(),
+            Out::Alert(a, name, Some(state)) => a
+                .labels
+                .fingerprint_with(&[(METRIC_NAME, name), (ALERTSTATE, state)]),
+            Out::Alert(a, name, None) => a.labels.fingerprint_with(&[(METRIC_NAME, name)]),
+        }
+    }
+
+    fn build(self) -> Labels {
+        match self {
+            Out::Labels(l) => l,
+            Out::Alert(a, name, state) => {
+                let mut b = LabelsBuilder::from_labels(&a.labels);
+                b.set(METRIC_NAME, name);
+                if let Some(state) = state {
+                    b.set(ALERTSTATE, state);
+                }
+                b.into_labels()
+            }
+        }
+    }
+}
+
+/// Appends the rule's series at `qt`, and staleness markers for the ones
+/// it wrote last time but not now. `written` and `refs` are the rule's
+/// series of the last evaluation and their store references.
+fn write<'a>(
     store: &Store,
-    rs: &mut RuleState,
-    series: Vec<(Labels, f64)>,
+    written: &mut HashMap<u64, Labels>,
+    refs: &mut HashMap<u64, SeriesRef>,
+    series: impl Iterator<Item = (Out<'a>, f64)>,
     qt: i64,
     res: &mut GroupEvalResult,
 ) {
-    let mut now: HashMap<u64, Labels> = HashMap::with_capacity(series.len());
-    let append = |labels: &Labels, v: f64, res: &mut GroupEvalResult| match store
-        .append_labels(labels, qt, v)
-    {
-        Ok(_) => res.samples_written += 1,
-        Err(e) => res.append_errors.push(format!("{labels}: {e}")),
+    let mut old = std::mem::take(written);
+    let old_refs = std::mem::take(refs);
+    let mut now: HashMap<u64, Labels> = HashMap::with_capacity(old.len());
+    let mut now_refs: HashMap<u64, SeriesRef> = HashMap::with_capacity(old.len());
+    let append = |labels: &Labels, fp: u64, v: f64, res: &mut GroupEvalResult| {
+        // Through the reference of the last evaluation when there is one;
+        // by labels when it is new or its series was dropped since.
+        let by_ref = old_refs
+            .get(&fp)
+            .map(|&r| store.append(r, qt, v).map(|()| r));
+        let done = match by_ref {
+            Some(Err(AppendError::UnknownSeries)) | None => store.append_labels(labels, qt, v),
+            Some(other) => other,
+        };
+        match done {
+            Ok(r) => {
+                res.samples_written += 1;
+                Some(r)
+            }
+            Err(e) => {
+                res.append_errors.push(format!("{labels}: {e}"));
+                None
+            }
+        }
     };
-    for (labels, v) in series {
-        append(&labels, v, res);
-        now.insert(labels.fingerprint(), labels);
+    for (out, v) in series {
+        let fp = out.fingerprint();
+        let labels = match old.remove(&fp) {
+            Some(l) => l,
+            None => out.build(),
+        };
+        if let Some(r) = append(&labels, fp, v, res) {
+            now_refs.insert(fp, r);
+        }
+        now.insert(fp, labels);
     }
-    let mut stale: Vec<&Labels> = rs
-        .written
-        .iter()
-        .filter(|(fp, _)| !now.contains_key(fp))
-        .map(|(_, l)| l)
-        .collect();
-    stale.sort();
-    for labels in stale {
-        append(labels, stale_nan(), res);
+    // What is left of the last evaluation's series was not written now.
+    let mut stale: Vec<(u64, Labels)> = old.into_iter().collect();
+    stale.sort_by(|a, b| a.1.cmp(&b.1));
+    for (fp, labels) in &stale {
+        append(labels, *fp, stale_nan(), res);
     }
-    rs.written = now;
+    *written = now;
+    *refs = now_refs;
 }
 
 /// The offset of a group's slots within its interval, from a hash of its

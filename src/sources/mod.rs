@@ -35,6 +35,9 @@ use std::time::Duration;
 mod blocking;
 mod buf;
 pub mod host;
+pub mod http;
+pub mod postgres;
+pub mod redis;
 mod scrape;
 mod start;
 
@@ -64,7 +67,8 @@ pub struct ScrapeCtx {
 pub trait Source: Send {
     /// Appends this scrape's samples to `out` (which the loop has cleared).
     /// An error makes the whole scrape a failure (`up` 0, the previous
-    /// scrape's series marked stale); samples already in `out` are ignored.
+    /// scrape's series marked stale); samples already in `out` are ignored,
+    /// except with [`SourceError::Down`].
     /// The future may be dropped at any await point when the scrape times
     /// out or the agent shuts down, so it must leave `self` usable.
     fn scrape<'a>(
@@ -99,6 +103,12 @@ pub enum SourceError {
     /// Anything source-specific (a PostgreSQL error, a bad HTTP status).
     #[error("{0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
+    /// The target is down (unreachable, refused the login), and the source
+    /// said so in the samples it wrote (an exporter's `redis_up 0`). Unlike
+    /// the other errors, those samples are kept; the scrape still fails
+    /// (`up` 0, the series absent from it marked stale).
+    #[error("{0}")]
+    Down(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl SourceError {

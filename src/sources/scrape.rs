@@ -196,6 +196,8 @@ struct Report {
 enum Outcome {
     Ok,
     Failed(SourceError),
+    /// `SourceError::Down`: failed, but the source's samples are kept.
+    Down(Box<dyn std::error::Error + Send + Sync>),
     TimedOut,
     Shutdown,
 }
@@ -282,6 +284,7 @@ impl<S: Source> ScrapeLoop<S> {
                 _ = shutdown_requested(shutdown) => Outcome::Shutdown,
                 r = scrape => match r {
                     Ok(Ok(())) => Outcome::Ok,
+                    Ok(Err(SourceError::Down(e))) => Outcome::Down(e),
                     Ok(Err(e)) => Outcome::Failed(e),
                     Err(_) => Outcome::TimedOut,
                 },
@@ -305,6 +308,15 @@ impl<S: Source> ScrapeLoop<S> {
             }
             Outcome::Failed(e) => {
                 self.failed(t, &e.to_string());
+                None
+            }
+            Outcome::Down(e) => {
+                // The source's own verdict on its target (`redis_up 0`) is
+                // stored, as an exporter would serve it; whatever else the
+                // previous scrape had goes stale. Not counted in the stats'
+                // appended samples, which are those of successful scrapes.
+                let _ = self.commit(t);
+                self.note_failure(&e.to_string());
                 None
             }
             Outcome::TimedOut => {
@@ -397,6 +409,11 @@ impl<S: Source> ScrapeLoop<S> {
     /// A failed scrape: every series of the previous scrape goes stale.
     fn failed(&mut self, t: i64, error: &str) {
         self.mark_all_stale(t);
+        self.note_failure(error);
+    }
+
+    /// Counts a failed scrape and logs it, at warn level unless it repeats.
+    fn note_failure(&mut self, error: &str) {
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
         self.failures_in_a_row += 1;
         let repeat = match &self.last_warn {

@@ -27,6 +27,8 @@ enum Mode {
     /// Emits, but takes this long.
     Slow(Duration),
     Fail,
+    /// Writes `x_up 0` and fails with `SourceError::Down`.
+    Down,
     Hang,
 }
 
@@ -53,6 +55,10 @@ impl Source for Scripted {
                     Ok(())
                 }
                 Mode::Fail => Err(SourceError::other("connection refused")),
+                Mode::Down => {
+                    out.push("x_up", &[], 0.0);
+                    Err(SourceError::Down("connection refused".into()))
+                }
                 Mode::Hang => {
                     std::future::pending::<()>().await;
                     Ok(())
@@ -441,4 +447,25 @@ fn print_commit_cost() {
     }
     let append_only = t0.elapsed() / (rounds as u32 * n as u32);
     println!("commit: {per_sample:?}/sample, of which store.append alone {append_only:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn down_keeps_the_sources_verdict_and_fails_the_scrape() {
+    let h = start(
+        emit(vec![("m", &[], 1.0), ("x_up", &[], 1.0)]),
+        StoreConfig::default(),
+    );
+    h.scrapes(1).await;
+    h.set(Mode::Down);
+    h.scrapes(2).await;
+    h.set(emit(vec![("m", &[], 1.0), ("x_up", &[], 1.0)]));
+    h.scrapes(3).await;
+
+    assert_eq!(h.values("x_up"), vec![Some(1.0), Some(0.0), Some(1.0)]);
+    assert_eq!(h.values("m"), vec![Some(1.0), None, Some(1.0)]);
+    assert_eq!(h.values("up"), vec![Some(1.0), Some(0.0), Some(1.0)]);
+    let snap = h.stats.snapshot();
+    assert_eq!(snap.scrape_failures_total, 1);
+    let _ = h.shutdown.send(true);
+    let _ = h.task.await;
 }

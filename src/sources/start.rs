@@ -30,6 +30,24 @@ pub fn start_all(
         tasks.push(task);
         stats.push(st);
     }
+    let http_stats = super::http::spawn_targets(cfg, store, shutdown, &mut tasks, &mut stats);
+    registry.register(move |w| super::http::write_stats(&http_stats, w));
+    for r in &cfg.sources.redis {
+        let s = cfg.redis_schedule(r);
+        let sc = ScrapeConfig::new(super::redis::JOB, r.name.as_str(), s.interval, s.timeout);
+        let source = super::redis::RedisScraper::new(r);
+        let (task, st) = spawn_scrape_loop(source, store.clone(), sc, shutdown.clone());
+        tasks.push(task);
+        stats.push(st);
+    }
+    for p in &cfg.sources.postgres {
+        let s = cfg.postgres_schedule(p);
+        let sc = ScrapeConfig::new(super::postgres::JOB, p.name.as_str(), s.interval, s.timeout);
+        let source = super::postgres::PostgresScraper::new(p);
+        let (task, st) = spawn_scrape_loop(source, store.clone(), sc, shutdown.clone());
+        tasks.push(task);
+        stats.push(st);
+    }
     // One collector for all targets, so that each family is written once
     // with every target's sample under it, as the text format requires.
     registry.register(move |w| write_stats(&stats, w));

@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::mem;
 use crate::model::{Labels, MatchOp, Matcher};
 
@@ -106,6 +108,16 @@ pub(crate) struct Index {
     /// Freed slots, reused oldest first so that a generation comes round
     /// again as late as possible.
     free: VecDeque<u32>,
+    /// Each slot's position in label order, rebuilt at the first query
+    /// after the series changed: sorting a query's series then compares
+    /// integers instead of label strings behind several pointers.
+    ranks: Mutex<Ranks>,
+}
+
+#[derive(Default)]
+struct Ranks {
+    valid: bool,
+    by_slot: Vec<u32>,
 }
 
 impl Index {
@@ -142,6 +154,7 @@ impl Index {
             list.insert(at, slot as u32);
         }
         self.live.set(slot);
+        self.ranks.get_mut().valid = false;
         self.slots[slot] = Some((labels.clone(), id));
         self.by_labels.insert(labels.clone(), id);
         self.ordered.insert(labels, id);
@@ -177,6 +190,7 @@ impl Index {
         self.by_labels.remove(&labels);
         self.ordered.remove(&labels);
         self.live.clear(slot);
+        self.ranks.get_mut().valid = false;
         self.slots[slot] = None;
         self.gens[slot] = self.gens[slot].wrapping_add(1);
         self.free.push_back(slot as u32);
@@ -251,12 +265,25 @@ impl Index {
         // pairs; walking the whole ordered map costs one bit test per series.
         let log = usize::BITS - n.leading_zeros();
         if n.saturating_mul(log as usize).saturating_mul(8) < total {
-            let mut v: Vec<(Arc<Labels>, u32)> = set
+            let mut ranks = self.ranks.lock();
+            if !ranks.valid {
+                ranks.by_slot.clear();
+                ranks.by_slot.resize(self.slots.len(), u32::MAX);
+                for (i, &id) in self.ordered.values().enumerate() {
+                    ranks.by_slot[slot_of(id)] = i as u32;
+                }
+                ranks.valid = true;
+            }
+            let mut order: Vec<(u32, usize)> = set
                 .iter()
-                .filter_map(|s| self.slots.get(s).cloned().flatten())
+                .map(|s| (ranks.by_slot.get(s).copied().unwrap_or(u32::MAX), s))
                 .collect();
-            v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            v
+            drop(ranks);
+            order.sort_unstable();
+            order
+                .into_iter()
+                .filter_map(|(_, s)| self.slots.get(s).cloned().flatten())
+                .collect()
         } else {
             let mut v = Vec::with_capacity(n);
             for (l, &id) in &self.ordered {
@@ -292,6 +319,7 @@ impl Index {
         b += mem::vec_bytes(&self.slots) + mem::vec_bytes(&self.gens);
         b += mem::alloc_size(self.free.capacity() * 4);
         b += mem::alloc_size(self.live.words.capacity() * 8);
+        b += mem::vec_bytes(&self.ranks.lock().by_slot);
         let entry = std::mem::size_of::<(Box<str>, HashMap<Box<str>, Vec<u32>>)>();
         b += mem::table_bytes(self.postings.capacity(), entry);
         for (name, values) in &self.postings {

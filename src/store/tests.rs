@@ -563,3 +563,54 @@ fn bytes_are_counted_honestly() {
     let per_sample = st.bytes as f64 / st.samples as f64;
     assert!(per_sample < 2.0, "{per_sample} bytes/sample");
 }
+
+/// A query matching few of many series sorts them by cached ranks; the
+/// ranks must follow series being added and dropped.
+#[test]
+fn few_of_many_series_come_in_label_order_as_series_change() {
+    let store = small_store(60_000, 10_000);
+    let t = 1_700_000_000_000;
+    // 300 background series, and the queried ones created out of order.
+    for i in 0..300 {
+        let l = labels(&[("__name__", "bg"), ("i", &format!("{i:03}"))]);
+        store.append_labels(&l, t, 1.0).unwrap();
+    }
+    let names = |store: &Store| -> Vec<String> {
+        store
+            .select(&[eq("__name__", "q")], t - 1, t + 10_000_000)
+            .series
+            .iter()
+            .map(|s| s.labels.get("k").unwrap_or("").to_string())
+            .collect()
+    };
+    for k in ["m", "c", "x"] {
+        store
+            .append_labels(&labels(&[("__name__", "q"), ("k", k)]), t, 1.0)
+            .unwrap();
+    }
+    assert_eq!(names(&store), ["c", "m", "x"]);
+    // New series between and before the known ones.
+    for k in ["a", "n"] {
+        store
+            .append_labels(&labels(&[("__name__", "q"), ("k", k)]), t + 1, 1.0)
+            .unwrap();
+    }
+    assert_eq!(names(&store), ["a", "c", "m", "n", "x"]);
+    // Dropped by retention: only series with newer samples stay.
+    for k in ["c", "x"] {
+        store
+            .append_labels(&labels(&[("__name__", "q"), ("k", k)]), t + 5_000_000, 1.0)
+            .unwrap();
+    }
+    store.prune(t + 5_000_000);
+    store.prune(t + 5_000_000);
+    assert_eq!(names(&store), ["c", "x"]);
+    store
+        .append_labels(
+            &labels(&[("__name__", "q"), ("k", "b")]),
+            t + 5_000_001,
+            1.0,
+        )
+        .unwrap();
+    assert_eq!(names(&store), ["b", "c", "x"]);
+}
