@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "hourglass",
     version,
-    about = "An observability agent and alerting daemon: scrapes the host, keeps one hour of \
-             compressed history in memory, answers PromQL over the Prometheus HTTP API, and \
+    about = "An observability agent and alerting daemon: scrapes the host, PostgreSQL, Redis and \
+             applications, keeps one hour of compressed history in memory, answers PromQL over the Prometheus HTTP API, and \
              evaluates Prometheus rule files.",
     after_help = "Examples:\n  hourglass run                         # no config: host metrics every second, bundled rules, API on 127.0.0.1:9977\n  hourglass run --config hourglass.yml\n  hourglass check config hourglass.yml  # validate config and rule files; prints what would run\n  hourglass test rules rules/*_test.yml # promtool-format rule unit tests\n  hourglass backtest my-rules.yml --from -1h\n  curl '127.0.0.1:9977/api/v1/query?query=node_memory_MemAvailable_bytes'\n  curl '127.0.0.1:9977/api/v1/alerts'\n  kill -HUP $(pidof hourglass)          # reload rule files (or: curl -XPOST 127.0.0.1:9977/-/reload)"
 )]
