@@ -32,6 +32,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+mod backoff;
 mod blocking;
 mod buf;
 pub mod host;

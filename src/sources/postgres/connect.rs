@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
 use super::tls::MakeRustls;
 use super::{
     queries, render_error, Conn, DsnFrom, PostgresScraper, PostgresSourceError, Statements, JOB,
-    MAX_BACKOFF,
 };
 use crate::config::{read_secret_file, PostgresDsn, PostgresTls, PostgresTlsMode};
 
@@ -149,30 +147,5 @@ where
 {
     if let Err(e) = connection.await {
         tracing::debug!(job = JOB, error = %render_error(&e), "postgres connection ended");
-    }
-}
-
-/// Spacing of connection attempts after failures: 1 s, 2 s, 4 s... 30 s.
-#[derive(Debug, Default)]
-pub(super) struct Backoff {
-    pub(super) failures: u32,
-    pub(super) retry_at: Option<Instant>,
-    last: String,
-}
-
-impl Backoff {
-    /// The last error while no attempt should be made yet.
-    pub(super) fn waiting(&self, now: Instant) -> Option<String> {
-        match self.retry_at {
-            Some(at) if now < at => Some(self.last.clone()),
-            _ => None,
-        }
-    }
-
-    pub(super) fn failed(&mut self, now: Instant, error: String) {
-        let delay = Duration::from_secs(1u64 << self.failures.min(5)).min(MAX_BACKOFF);
-        self.failures = self.failures.saturating_add(1);
-        self.retry_at = Some(now + delay);
-        self.last = error;
     }
 }

@@ -42,16 +42,13 @@ use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
+use super::backoff::{Backoff, Secrets};
 use super::{BoxFuture, SampleBuf, ScrapeCtx, Source, SourceError};
 use crate::config::{PostgresDsn, PostgresSource, PostgresTls};
-use connect::Backoff;
 pub use queries::QUERY_LABEL_CHARS;
 
 /// The `job` label of PostgreSQL series.
 pub const JOB: &str = "postgres";
-
-/// Longest wait between two connection attempts to a server that is down.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why a PostgreSQL scrape failed. Messages name the target by
 /// `host:port/database` and never contain its password.
@@ -85,7 +82,7 @@ pub struct PostgresScraper {
     statements_enabled: bool,
     statements_limit: i64,
     /// Every form of the password that could appear in a message.
-    secrets: Vec<String>,
+    secrets: Secrets,
     conn: Option<Conn>,
     backoff: Backoff,
     /// Queries refused on the last scrape, to warn only when that changes.
@@ -148,7 +145,7 @@ impl PostgresScraper {
             tls: cfg.tls.clone(),
             statements_enabled: cfg.statements.enabled,
             statements_limit: i64::try_from(cfg.statements.limit).unwrap_or(i64::MAX),
-            secrets: Vec::new(),
+            secrets: Secrets::default(),
             conn: None,
             backoff: Backoff::default(),
             last_refused: None,
@@ -353,13 +350,8 @@ impl PostgresScraper {
         }
     }
 
-    fn redact(&self, mut message: String) -> String {
-        for s in &self.secrets {
-            if message.contains(s.as_str()) {
-                message = message.replace(s.as_str(), "xxxxx");
-            }
-        }
-        message
+    fn redact(&self, message: String) -> String {
+        self.secrets.redact(message)
     }
 
     fn add_dsn_secrets(&mut self, d: &PostgresDsn) {
@@ -375,9 +367,7 @@ impl PostgresScraper {
     }
 
     fn add_secret(&mut self, s: String) {
-        if !s.is_empty() && !self.secrets.contains(&s) {
-            self.secrets.push(s);
-        }
+        self.secrets.add(s);
     }
 }
 

@@ -42,21 +42,6 @@ fn statements_sql_follows_the_version_and_quotes_the_schema() {
 }
 
 #[test]
-fn backoff_doubles_up_to_its_cap() {
-    let t0 = Instant::now();
-    let mut b = Backoff::default();
-    assert_eq!(b.waiting(t0), None);
-    let mut waits = Vec::new();
-    for _ in 0..8 {
-        b.failed(t0, "refused".into());
-        waits.push(b.retry_at.map(|at| at - t0).unwrap_or_default().as_secs());
-    }
-    assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
-    assert_eq!(b.waiting(t0), Some("refused".into()));
-    assert_eq!(b.waiting(t0 + MAX_BACKOFF), None);
-}
-
-#[test]
 fn every_form_of_the_password_is_redacted() {
     let s = scraper("postgres://mon:p%40ss%2Fw@db.example:6432/app");
     assert_eq!(s.target, "db.example:6432/app");

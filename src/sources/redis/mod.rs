@@ -35,15 +35,13 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, IntoConnectionInfo, Pipeline, Value};
 use tokio::time::Instant;
 
+use super::backoff::{Backoff, Secrets};
 use super::{BoxFuture, SampleBuf, ScrapeCtx, Source, SourceError};
 use crate::config::{read_secret_file, RedisSource, RedisUrl};
 use queues::{Queues, Slot};
 
 /// The `job` label of Redis series.
 pub const JOB: &str = "redis";
-
-/// Longest wait between two connection attempts to a server that is down.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why a Redis scrape failed. Messages name the target by `host:port` and
 /// never contain its password.
@@ -73,7 +71,7 @@ pub struct RedisScraper {
     target: String,
     password_file: Option<PathBuf>,
     /// Every form of the password that could appear in a message.
-    secrets: Vec<String>,
+    secrets: Secrets,
     conn: Option<MultiplexedConnection>,
     backoff: Backoff,
     /// false once `CONFIG GET` was refused on this connection.
@@ -94,7 +92,7 @@ impl RedisScraper {
             target: cfg.url.host_port(),
             url: cfg.url.clone(),
             password_file: cfg.password_file.clone(),
-            secrets: Vec::new(),
+            secrets: Secrets::default(),
             conn: None,
             backoff: Backoff::default(),
             config_get: true,
@@ -347,19 +345,12 @@ impl RedisScraper {
         }
     }
 
-    fn redact(&self, mut message: String) -> String {
-        for s in &self.secrets {
-            if message.contains(s.as_str()) {
-                message = message.replace(s.as_str(), "xxxxx");
-            }
-        }
-        message
+    fn redact(&self, message: String) -> String {
+        self.secrets.redact(message)
     }
 
     fn add_secret(&mut self, s: String) {
-        if !s.is_empty() && !self.secrets.contains(&s) {
-            self.secrets.push(s);
-        }
+        self.secrets.add(s);
     }
 }
 
@@ -370,31 +361,6 @@ impl Source for RedisScraper {
         out: &'a mut SampleBuf,
     ) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(self.scrape_once(ctx, out))
-    }
-}
-
-/// Spacing of connection attempts after failures: 1 s, 2 s, 4 s... 30 s.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-    retry_at: Option<Instant>,
-    last: String,
-}
-
-impl Backoff {
-    /// The last error while no attempt should be made yet.
-    fn waiting(&self, now: Instant) -> Option<String> {
-        match self.retry_at {
-            Some(at) if now < at => Some(self.last.clone()),
-            _ => None,
-        }
-    }
-
-    fn failed(&mut self, now: Instant, error: String) {
-        let delay = Duration::from_secs(1u64 << self.failures.min(5)).min(MAX_BACKOFF);
-        self.failures = self.failures.saturating_add(1);
-        self.retry_at = Some(now + delay);
-        self.last = error;
     }
 }
 
@@ -432,21 +398,6 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let t0 = Instant::now();
-        let mut b = Backoff::default();
-        assert_eq!(b.waiting(t0), None);
-        let mut waits = Vec::new();
-        for _ in 0..8 {
-            b.failed(t0, "refused".into());
-            waits.push(b.retry_at.map(|at| at - t0).unwrap_or_default().as_secs());
-        }
-        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
-        assert_eq!(b.waiting(t0), Some("refused".into()));
-        assert_eq!(b.waiting(t0 + MAX_BACKOFF), None);
-    }
 
     #[test]
     fn every_form_of_the_password_is_redacted() {
