@@ -211,6 +211,17 @@ pub(crate) struct Window<'a> {
 pub(crate) trait WindowFn {
     /// Called with all samples of a series before its windows.
     fn begin_series(&mut self, _ts: &[i64], _vals: &[f64]) {}
+    /// `begin_series` on samples that may hold staleness markers: returns
+    /// true, without preparing anything, if they do (the caller then
+    /// filters them out and calls `begin_series`). A function that scans
+    /// the values anyway looks for markers in the same pass.
+    fn begin_series_unless_stale(&mut self, ts: &[i64], vals: &[f64]) -> bool {
+        if has_stale(vals) {
+            return true;
+        }
+        self.begin_series(ts, vals);
+        false
+    }
     /// The value for one window, or nothing.
     fn eval(&mut self, w: &Window) -> Option<f64>;
 }
@@ -303,7 +314,9 @@ impl Windower {
             std::mem::take(&mut self.fts),
             std::mem::take(&mut self.fvals),
         );
-        let filter = rd.may_have_stale && has_stale(vals);
+        // One pass over the values both finds staleness markers and, when
+        // there are none (the common case), prepares the function.
+        let filter = rd.may_have_stale && f.begin_series_unless_stale(ts, vals);
         if filter {
             fts.clear();
             fvals.clear();
@@ -325,7 +338,9 @@ impl Windower {
                 }
             }
         }
-        f.begin_series(ts, vals);
+        if filter || !rd.may_have_stale {
+            f.begin_series(ts, vals);
+        }
         let (mut lo, mut hi) = (0, 0);
         for k in 0..steps.len() {
             let end = rd.window_end(&steps, k);
@@ -396,7 +411,7 @@ pub(crate) fn advance(ts: &[i64], from: usize, x: i64) -> usize {
 
 /// Whether any value is a staleness marker; written so that the compiler
 /// vectorizes it, since it is the first pass over every selected sample.
-fn has_stale(vals: &[f64]) -> bool {
+pub(crate) fn has_stale(vals: &[f64]) -> bool {
     vals.chunks(32).any(|c| {
         c.iter()
             .fold(false, |acc, v| acc | (v.to_bits() == STALE_NAN_BITS))

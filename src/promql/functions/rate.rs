@@ -4,6 +4,7 @@
 use promql_parser::parser::Expr;
 
 use super::{apply_windows, PerWindow, Window, WindowFn};
+use crate::model::STALE_NAN_BITS;
 use crate::promql::eval::Evaluator;
 use crate::promql::stats::kahan_inc;
 use crate::promql::value::{Batch, Steps};
@@ -88,6 +89,45 @@ struct Extrapolated {
 }
 
 impl WindowFn for Extrapolated {
+    fn begin_series_unless_stale(&mut self, ts: &[i64], vals: &[f64]) -> bool {
+        if !self.counter {
+            if super::has_stale(vals) {
+                return true;
+            }
+            self.begin_series(ts, vals);
+            return false;
+        }
+        // The reset scan of `begin_series`, looking for staleness markers
+        // in the same pass (a marker is NaN, so never a reset).
+        self.resets.clear();
+        if vals.first().is_some_and(|v| v.to_bits() == STALE_NAN_BITS) {
+            return true;
+        }
+        const CHUNK: usize = 32;
+        let mut from = 1;
+        while from < vals.len() {
+            let to = (from + CHUNK).min(vals.len());
+            let (reset, stale) = vals[from - 1..to]
+                .windows(2)
+                .fold((false, false), |(r, st), p| {
+                    (r | (p[1] < p[0]), st | (p[1].to_bits() == STALE_NAN_BITS))
+                });
+            if stale {
+                return true;
+            }
+            if reset {
+                self.resets
+                    .extend((from..to).filter(|&m| vals[m] < vals[m - 1]));
+            }
+            from = to;
+        }
+        self.series_vals.clear();
+        if !self.resets.is_empty() {
+            self.series_vals.extend_from_slice(vals);
+        }
+        false
+    }
+
     fn begin_series(&mut self, _ts: &[i64], vals: &[f64]) {
         self.resets.clear();
         if self.counter {
@@ -236,5 +276,21 @@ mod tests {
         f.begin_series(&[], &vals);
         let naive: Vec<usize> = (1..vals.len()).filter(|&m| vals[m] < vals[m - 1]).collect();
         assert_eq!(f.resets, naive);
+        // The fused scan finds the same resets when there is no marker...
+        let mut g = Extrapolated {
+            counter: true,
+            per_second: false,
+            resets: Vec::new(),
+            series_vals: Vec::new(),
+        };
+        assert!(!g.begin_series_unless_stale(&[], &vals));
+        assert_eq!(g.resets, naive);
+        assert_eq!(g.series_vals, vals);
+        // ...and reports a marker anywhere, the first sample included.
+        for at in [0, 1, 31, 32, 199] {
+            let mut v = vals.clone();
+            v[at] = crate::model::stale_nan();
+            assert!(g.begin_series_unless_stale(&[], &v), "marker at {at}");
+        }
     }
 }
