@@ -1,103 +1,22 @@
 //! `hourglass backtest` end to end: the real binary replaying rules over a
 //! running agent's history, and over a file in the API's JSON.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::{first_value, free_port, hourglass, wait_until, Agent};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hourglass");
-
-/// A running agent, killed when dropped.
-struct Agent {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client")
-}
-
-fn start_agent(config: &str) -> Agent {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let path: PathBuf = dir.path().join("hourglass.yml");
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}")).expect("write config");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("HOURGLASS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hourglass");
-    let agent = Agent {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
-    wait_until(Duration::from_secs(20), || {
-        client()
-            .get(format!("{}/-/ready", agent.base))
-            .send()
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-    });
-    agent
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The number of `up` samples of the host job in the last minute.
 fn scrapes(agent: &Agent) -> f64 {
-    let url = format!(
-        "{}/api/v1/query?query={}",
-        agent.base,
-        url::form_urlencoded::byte_serialize(b"count_over_time(up{job=\"host\"}[1m])")
-            .collect::<String>()
-    );
-    let v: Value = match client().get(url).send().and_then(|r| r.json()) {
-        Ok(v) => v,
-        Err(_) => return 0.0,
-    };
-    v["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0)
+    first_value(&agent.try_query("count_over_time(up{job=\"host\"}[1m])")).unwrap_or(0.0)
 }
 
 fn backtest(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("backtest")
+    hourglass(&["backtest"])
         .args(args)
         .env_remove("HOURGLASS_URL")
         .output()
@@ -138,9 +57,9 @@ groups:
 
 #[test]
 fn backtest_replays_a_running_agents_history() {
-    let agent = start_agent("sources:\n  host: {interval: 1s}\n");
+    let agent = Agent::start("sources:\n  host: {interval: 1s}\n");
     wait_until(Duration::from_secs(30), || scrapes(&agent) >= 6.0);
-    let rules = write(agent.dir.path(), "rules.yml", HOST_RULES);
+    let rules = write(agent.dir(), "rules.yml", HOST_RULES);
 
     let out = backtest(&[&rules, "--url", &agent.base, "--from", "-1m"]);
     let text = stdout(&out);

@@ -1,138 +1,13 @@
 //! End-to-end tests: the real `hourglass` binary, a temporary config file,
 //! and the HTTP API queried as a user (or Grafana) would.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{check_config, client, free_port, get_json, hourglass, urlencode, wait_until, Agent};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hourglass");
-
-/// A running agent, killed when dropped.
-struct Agent {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn path(&self, name: &str) -> PathBuf {
-        self._dir.path().join(name)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("agent.log")).unwrap_or_default()
-    }
-
-    fn metric(&self, name: &str) -> Option<f64> {
-        let text = client()
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .ok()?
-            .text()
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client")
-}
-
-/// Starts the agent with `config` (its `listen` is filled in) and waits until
-/// it is ready.
-fn start_agent(config: &str) -> Agent {
-    start_agent_with_files(config, &[])
-}
-
-/// `start_agent` with more files (name, content) beside the config file.
-fn start_agent_with_files(config: &str, files: &[(&str, &str)]) -> Agent {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let path: PathBuf = dir.path().join("hourglass.yml");
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}")).expect("write config");
-    for (name, content) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
-        std::fs::write(p, content).expect("write file");
-    }
-    // The log goes to a file, which cannot fill up and block the agent as
-    // an unread pipe would.
-    let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("HOURGLASS_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start hourglass");
-    let agent = Agent {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    wait_until(Duration::from_secs(20), || {
-        client()
-            .get(format!("{}/-/ready", agent.base))
-            .send()
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
-    });
-    agent
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn get_json(url: &str) -> (u16, Value) {
-    let r = client().get(url).send().expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().expect("json body"))
-}
-
-fn query(agent: &Agent, q: &str) -> Value {
-    let (status, v) = get_json(&format!(
-        "{}/api/v1/query?query={}",
-        agent.base,
-        urlencode(q)
-    ));
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["status"], "success", "{v}");
-    v
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 fn proc_meminfo_bytes(key: &str) -> f64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
@@ -146,10 +21,10 @@ fn proc_meminfo_bytes(key: &str) -> f64 {
 
 #[test]
 fn agent_scrapes_host_and_answers_promql() {
-    let agent = start_agent("sources:\n  host: {interval: 1s}\n");
+    let agent = Agent::start("sources:\n  host: {interval: 1s}\n");
     // Two scrapes.
     wait_until(Duration::from_secs(15), || {
-        let v = query(&agent, "count_over_time(up{job=\"host\"}[1m])");
+        let v = agent.query("count_over_time(up{job=\"host\"}[1m])");
         v["data"]["result"][0]["value"][1]
             .as_str()
             .and_then(|s| s.parse::<f64>().ok())
@@ -157,7 +32,7 @@ fn agent_scrapes_host_and_answers_promql() {
     });
 
     // MemTotal equals /proc/meminfo exactly.
-    let v = query(&agent, "node_memory_MemTotal_bytes");
+    let v = agent.query("node_memory_MemTotal_bytes");
     assert_eq!(v["data"]["resultType"], "vector");
     let got: f64 = v["data"]["result"][0]["value"][1]
         .as_str()
@@ -168,11 +43,11 @@ fn agent_scrapes_host_and_answers_promql() {
     assert_eq!(v["data"]["result"][0]["metric"]["job"], "host");
 
     // up is 1.
-    let v = query(&agent, "up{job=\"host\"}");
+    let v = agent.query("up{job=\"host\"}");
     assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 
     // A scalar, as Prometheus renders it.
-    let v = query(&agent, "1 + 1");
+    let v = agent.query("1 + 1");
     assert_eq!(v["data"]["resultType"], "scalar");
     assert_eq!(v["data"]["result"][1], "2");
 
@@ -242,12 +117,7 @@ fn agent_scrapes_host_and_answers_promql() {
     }
 
     // The agent's own metrics.
-    let text = client()
-        .get(format!("{}/metrics", agent.base))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = agent.metrics();
     assert!(text.contains("hourglass_store_series "), "{text}");
     assert!(
         text.contains("hourglass_query_duration_seconds_count"),
@@ -257,8 +127,8 @@ fn agent_scrapes_host_and_answers_promql() {
 
 #[test]
 fn sigterm_stops_the_agent_cleanly_in_time() {
-    let mut agent = start_agent("");
-    let pid = agent.child.id().to_string();
+    let mut agent = Agent::start("");
+    let pid = agent.pid();
     let sent = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -286,8 +156,7 @@ fn sigterm_stops_the_agent_cleanly_in_time() {
 #[test]
 fn runs_without_a_config_file() {
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = hourglass(&["run", "--listen", &format!("127.0.0.1:{port}")])
         .env("HOURGLASS_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -332,22 +201,14 @@ fn check_config_reports_file_and_line() {
         "listen: 127.0.0.1:9977\nglobal:\n  scrape_interval: fast\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = check_config(&bad);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
 
     let good = dir.path().join("good.yml");
     std::fs::write(&good, "sources:\n  host: {interval: 2s}\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "config"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(&good);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -367,11 +228,7 @@ fn check_config_reports_file_and_line() {
     .unwrap();
     let with_rules = dir.path().join("with_rules.yml");
     std::fs::write(&with_rules, "rule_files: [\"rules/*.yml\"]\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "config"])
-        .arg(&with_rules)
-        .output()
-        .unwrap();
+    let out = check_config(&with_rules);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rules/a.yml:7:"), "{err}");
@@ -380,10 +237,7 @@ fn check_config_reports_file_and_line() {
 #[test]
 fn example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/hourglass.example.yml");
-    let out = Command::new(BIN)
-        .args(["check", "config", example])
-        .output()
-        .unwrap();
+    let out = check_config(example);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -419,7 +273,7 @@ fn firing_alerts(agent: &Agent) -> Vec<Value> {
 
 #[test]
 fn rules_fire_and_a_broken_reload_keeps_them_running() {
-    let agent = start_agent_with_files(
+    let agent = Agent::start_with_files(
         "global: {evaluation_interval: 1s}\nsources:\n  host: {interval: 1s}\nrule_files: [\"rules/*.yml\"]\n",
         &[("rules/host.yml", HOST_RULES)],
     );
@@ -435,12 +289,9 @@ fn rules_fire_and_a_broken_reload_keeps_them_running() {
     assert!(summary.ends_with("% available"), "{summary}");
     let active_at = alert["activeAt"].clone();
     // The recording rule and ALERTS are series like any other.
-    let v = query(
-        &agent,
-        "ALERTS{alertname=\"HostHasMemory\",alertstate=\"firing\"}",
-    );
+    let v = agent.query("ALERTS{alertname=\"HostHasMemory\",alertstate=\"firing\"}");
     assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
-    let v = query(&agent, "host:memory_available:ratio");
+    let v = agent.query("host:memory_available:ratio");
     let ratio: f64 = v["data"]["result"][0]["value"][1]
         .as_str()
         .unwrap()
@@ -467,14 +318,14 @@ fn rules_fire_and_a_broken_reload_keeps_them_running() {
     let body = r.text().unwrap_or_default();
     assert!(body.contains("rules/host.yml:7:"), "{body}");
     assert!(agent.log().contains("rules/host.yml:7:"), "{}", agent.log());
-    let before = query(&agent, "timestamp(ALERTS{alertname=\"HostHasMemory\"})");
+    let before = agent.query("timestamp(ALERTS{alertname=\"HostHasMemory\"})");
     let t0: f64 = before["data"]["result"][0]["value"][1]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
     wait_until(Duration::from_secs(10), || {
-        let v = query(&agent, "timestamp(ALERTS{alertname=\"HostHasMemory\"})");
+        let v = agent.query("timestamp(ALERTS{alertname=\"HostHasMemory\"})");
         v["data"]["result"][0]["value"][1]
             .as_str()
             .and_then(|s| s.parse::<f64>().ok())
@@ -490,7 +341,7 @@ fn rules_fire_and_a_broken_reload_keeps_them_running() {
         "{HOST_RULES}      - alert: NeverFires\n        expr: node_memory_MemTotal_bytes < 0\n"
     );
     std::fs::write(agent.path("rules/host.yml"), more).expect("write rules");
-    let pid = agent.child.id().to_string();
+    let pid = agent.pid();
     assert!(Command::new("kill")
         .args(["-HUP", &pid])
         .status()

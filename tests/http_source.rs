@@ -3,20 +3,20 @@
 //! fail, send garbage or too much). Library-level tests run the real scrape
 //! loop into a store; one test runs the real binary.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{first_value, free_port, wait_until, Agent};
 use hourglass::config::Config;
 use hourglass::model::{is_stale_nan, MatchOp, Matcher, METRIC_NAME};
 use hourglass::sources::http::{HttpStats, HttpTarget};
 use hourglass::sources::{spawn_scrape_loop, ScrapeConfig, ScrapeStats};
 use hourglass::store::{Store, StoreConfig};
-use serde_json::Value;
 
 // ---------------------------------------------------------------------------
 // A tiny HTTP/1.1 server on its own thread: one request per connection.
@@ -509,10 +509,7 @@ async fn server_error_and_refused_connection_are_down() {
     t.until_up(1.0).await;
     assert_eq!(t.one("ok_metric").1, 1.0);
 
-    let free = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(1);
+    let free = free_port();
     let refused = start_target(&format!(
         "{{name: gone, url: \"http://127.0.0.1:{free}/metrics\", interval: 100ms}}"
     ));
@@ -586,64 +583,13 @@ async fn garbage_and_oversized_bodies_fail_without_panic() {
 // ---------------------------------------------------------------------------
 // The real binary.
 
-struct Agent {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn query(agent: &Agent, q: &str) -> Value {
-    let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-    client()
-        .get(format!("{}/api/v1/query?query={q}", agent.base))
-        .send()
-        .and_then(|r| r.json())
-        .unwrap_or(Value::Null)
-}
-
-fn first_value(v: &Value) -> Option<f64> {
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
 #[test]
 fn agent_scrapes_an_application() {
     let server = Server::start();
     server.route("/metrics", reply(TEXT, APP_PAGE));
     server.route("/api/v1/system/stats", reply(JSON, STATS_DOC));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("token"), "agent-token\n").unwrap_or_else(|e| panic!("{e}"));
     let config = format!(
-        "listen: 127.0.0.1:{port}
-rule_files: []
+        "rule_files: []
 sources:
   host: {{enabled: false}}
   http:
@@ -659,33 +605,17 @@ sources:
         server.url("/metrics"),
         server.url("/api/v1/system/stats")
     );
-    let path: PathBuf = dir.path().join("hourglass.yml");
-    std::fs::write(&path, config).unwrap_or_else(|e| panic!("{e}"));
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap_or_else(|e| panic!("{e}"));
-    let child = Command::new(env!("CARGO_BIN_EXE_hourglass"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let agent = Agent {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
+    let agent = Agent::start_with_files(&config, &[("token", "agent-token\n")]);
     wait_until(Duration::from_secs(20), || {
-        first_value(&query(&agent, "up{job=\"api\"}")) == Some(1.0)
-            && first_value(&query(&agent, "up{job=\"stats\"}")) == Some(1.0)
+        first_value(&agent.try_query("up{job=\"api\"}")) == Some(1.0)
+            && first_value(&agent.try_query("up{job=\"stats\"}")) == Some(1.0)
     });
-    let v = query(&agent, "sum(http_requests_total{job=\"api\"})");
+    let v = agent.try_query("sum(http_requests_total{job=\"api\"})");
     assert_eq!(first_value(&v), Some(1030.0), "{v}");
-    let v = query(
-        &agent,
-        "histogram_quantile(0.5, rate(http_request_duration_seconds_bucket[1m]))",
-    );
+    let v =
+        agent.try_query("histogram_quantile(0.5, rate(http_request_duration_seconds_bucket[1m]))");
     assert_eq!(v["status"], "success", "{v}");
-    let v = query(&agent, "app_queue_pending");
+    let v = agent.try_query("app_queue_pending");
     assert_eq!(first_value(&v), Some(42.0), "{v}");
     assert_eq!(
         v["data"]["result"][0]["metric"]["instance"],
@@ -697,11 +627,7 @@ sources:
         .lock()
         .map(|r| r.iter().any(|h| h.contains("Bearer agent-token\r\n")))
         .unwrap_or(false));
-    let metrics = client()
-        .get(format!("{}/metrics", agent.base))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap_or_default();
+    let metrics = agent.metrics();
     assert!(
         metrics.contains(
             "hourglass_http_json_path_errors_total{job=\"stats\",metric=\"app_version\"}"
@@ -712,6 +638,6 @@ sources:
         metrics.contains("hourglass_scrapes_total{job=\"api\""),
         "{metrics}"
     );
-    let log = std::fs::read_to_string(agent._dir.path().join("agent.log")).unwrap_or_default();
+    let log = agent.log();
     assert!(!log.contains("agent-token"), "{log}");
 }

@@ -5,21 +5,17 @@
 //! database of their own (`hg_test_*`, created and dropped here), as tests
 //! run in parallel and the server may have other users.
 
+mod common;
+
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::sources::{count, get, scrape_three_times, stored, Samples};
+use common::{client, free_port, skip_unless_ci, urlencode, Agent};
 use hourglass::config::{Config, PostgresSource};
-use hourglass::model::{is_stale_nan, MatchOp, Matcher, METRIC_NAME};
 use hourglass::sources::postgres::{PostgresScraper, QUERY_LABEL_CHARS};
-use hourglass::sources::{spawn_scrape_loop, SampleBuf, ScrapeConfig, ScrapeCtx, Source};
-use hourglass::store::{Store, StoreConfig};
-use serde_json::Value;
+use hourglass::sources::{SampleBuf, ScrapeCtx, Source};
 use tokio_postgres::{Client, NoTls};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hourglass");
 
 fn base_dsn() -> String {
     std::env::var("HOURGLASS_TEST_POSTGRES")
@@ -54,10 +50,7 @@ async fn server(test: &str) -> Option<Client> {
         Ok(Err(e)) => e.to_string(),
         Err(_) => "no answer within 5s".to_owned(),
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: no PostgreSQL at {} under CI: {err}", base_dsn());
-    }
-    println!("SKIP {test}: no PostgreSQL at {}: {err}", base_dsn());
+    skip_unless_ci(test, &format!("no PostgreSQL at {}", base_dsn()), err);
     None
 }
 
@@ -114,48 +107,8 @@ fn scraper(dsn: &str) -> PostgresScraper {
     PostgresScraper::new(&source(&format!("name: t, dsn: {dsn:?}")))
 }
 
-type Samples = Vec<(String, Vec<(String, String)>, f64)>;
-
 async fn scrape(s: &mut PostgresScraper) -> (Result<(), String>, Samples) {
-    let mut buf = SampleBuf::new();
-    let ctx = ScrapeCtx {
-        timestamp_ms: 0,
-        timeout: Duration::from_secs(4),
-    };
-    let r = s.scrape(ctx, &mut buf).await.map_err(|e| e.to_string());
-    let samples = buf
-        .iter()
-        .map(|x| {
-            let labels = x
-                .labels()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            (x.name().to_owned(), labels, x.value)
-        })
-        .collect();
-    (r, samples)
-}
-
-fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples.iter().find_map(|(n, l, v)| {
-        let matches = n == name
-            && labels
-                .iter()
-                .all(|(k, want)| l.iter().any(|(lk, lv)| lk == k && lv == want));
-        matches.then_some(*v)
-    })
-}
-
-fn count(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> usize {
-    samples
-        .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, want)| l.iter().any(|(lk, lv)| lk == k && lv == want))
-        })
-        .count()
+    common::sources::scrape(s, Duration::from_secs(4)).await
 }
 
 const STATES: [&str; 6] = [
@@ -531,30 +484,6 @@ async fn pg_stat_statements_present_or_absent() {
     db.drop_db().await;
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(1)
-}
-
-/// Values of the series `name{instance=...}` in `store`, oldest first, with
-/// staleness markers as None.
-fn stored(store: &Store, name: &str, instance: &str) -> Vec<Option<f64>> {
-    let set = store.select(
-        &[
-            Matcher::new(MatchOp::Equal, METRIC_NAME, name),
-            Matcher::new(MatchOp::Equal, "instance", instance),
-        ],
-        i64::MIN,
-        i64::MAX,
-    );
-    (0..set.series.len())
-        .flat_map(|i| set.values(i).to_vec())
-        .map(|v| (!is_stale_nan(v)).then_some(v))
-        .collect()
-}
-
 #[tokio::test]
 async fn bad_port_gives_pg_up_0_and_up_0_without_the_password() {
     let secret = "Pw-d0nt-l3ak";
@@ -578,25 +507,7 @@ async fn bad_port_gives_pg_up_0_and_up_0_without_the_password() {
     assert_eq!(get(&got, "pg_up", &[]), Some(0.0));
 
     // In the scrape loop: pg_up 0 is stored, up is 0, and it goes on.
-    let store = Arc::new(Store::new(StoreConfig::default()));
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let sc = ScrapeConfig::new(
-        "postgres",
-        "down",
-        Duration::from_millis(200),
-        Duration::from_millis(150),
-    );
-    let (task, stats) = spawn_scrape_loop(PostgresScraper::new(&cfg), store.clone(), sc, rx);
-    let start = Instant::now();
-    while stats.snapshot().scrapes_total < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the loop stalled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = tx.send(true);
-    let _ = task.await;
+    let (store, _) = scrape_three_times(PostgresScraper::new(&cfg), "postgres").await;
     let pg_up = stored(&store, "pg_up", "down");
     let up = stored(&store, "up", "down");
     assert!(pg_up.len() >= 3, "{pg_up:?}");
@@ -732,66 +643,6 @@ async fn dsn_file_tls_modes_and_a_wrong_certificate() {
 // The real binary: a target on a closed port is down (pg_up 0, up 0) while
 // a good one and the host source go on, and the password shows nowhere.
 
-struct Agent {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client")
-}
-
-fn start_agent(config: &str) -> Agent {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let path: PathBuf = dir.path().join("hourglass.yml");
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}")).expect("config");
-    let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("HOURGLASS_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start hourglass");
-    Agent {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    }
-}
-
-fn query(agent: &Agent, q: &str) -> Option<Value> {
-    let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-    let r = http()
-        .get(format!("{}/api/v1/query?query={q}", agent.base))
-        .send()
-        .ok()?;
-    r.json().ok()
-}
-
-/// The value of the one series `q` selects, if exactly one.
-fn value(agent: &Agent, q: &str) -> Option<f64> {
-    let v = query(agent, q)?;
-    let result = v["data"]["result"].as_array()?;
-    if result.len() != 1 {
-        return None;
-    }
-    result[0]["value"][1].as_str()?.parse().ok()
-}
-
 #[test]
 fn agent_keeps_going_with_a_postgres_target_down() {
     let test = "agent_keeps_going_with_a_postgres_target_down";
@@ -807,10 +658,14 @@ fn agent_keeps_going_with_a_postgres_target_down() {
         "postgres://postgres:{secret}@127.0.0.1:{}/test",
         free_port()
     );
-    let agent = start_agent(&format!(
+    let agent = Agent::start_with(
+        &format!(
         "sources:\n  host: {{interval: 1s}}\n  postgres:\n    - {{name: good, dsn: {:?}, interval: 1s}}\n    - {{name: bad, dsn: {bad:?}, interval: 1s}}\n",
-        base_dsn()
-    ));
+            base_dsn()
+        ),
+        &[],
+        "debug",
+    );
     let start = Instant::now();
     let want = [
         ("pg_up{instance=\"bad\"}", 0.0),
@@ -824,38 +679,34 @@ fn agent_keeps_going_with_a_postgres_target_down() {
         ),
     ];
     loop {
-        let got: Vec<Option<f64>> = want.iter().map(|(q, _)| value(&agent, q)).collect();
+        let got: Vec<Option<f64>> = want.iter().map(|(q, _)| agent.value(q)).collect();
         if got.iter().zip(&want).all(|(g, (_, w))| *g == Some(*w)) {
             break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "{want:?}: {got:?}\n{}",
-            std::fs::read_to_string(agent.dir.path().join("agent.log")).unwrap_or_default()
+            agent.log()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Host metrics keep coming.
-    assert!(value(&agent, "node_load1").is_some());
+    assert!(agent.value("node_load1").is_some());
 
     // The password: not in any label, the agent's metrics or its log.
-    let series = http()
+    let series = client()
         .get(format!(
             "{}/api/v1/series?match[]={}",
             agent.base,
-            url::form_urlencoded::byte_serialize(b"{job=\"postgres\"}").collect::<String>()
+            urlencode("{job=\"postgres\"}")
         ))
         .send()
         .and_then(|r| r.text())
         .unwrap_or_default();
     assert!(series.contains("\"bad\""), "{series}");
-    let metrics = http()
-        .get(format!("{}/metrics", agent.base))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap_or_default();
+    let metrics = agent.metrics();
     assert!(metrics.contains("instance=\"bad\""), "{metrics}");
-    let log = std::fs::read_to_string(agent.dir.path().join("agent.log")).unwrap_or_default();
+    let log = agent.log();
     assert!(log.contains("scrape failed"), "{log}");
     for (what, text) in [("series", &series), ("metrics", &metrics), ("log", &log)] {
         assert!(!text.contains(secret), "{what}: {text}");

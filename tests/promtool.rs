@@ -3,18 +3,17 @@
 //! `check rules` commands of the real binary, whose output and exit codes
 //! follow promtool's.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hourglass");
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules")
 }
 
 fn hourglass(args: &[&str], files: &[PathBuf]) -> Output {
-    Command::new(BIN)
-        .args(args)
+    common::hourglass(args)
         .args(files)
         .output()
         .expect("run the hourglass binary")

@@ -4,20 +4,14 @@
 //! key prefix (tests run in parallel, perhaps beside other users of the
 //! server) and deletes its keys when done.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::sources::{get, scrape_three_times, stored, Samples};
+use common::{check_config, free_port, skip_unless_ci, Agent};
 use hourglass::config::{Config, RedisSource};
-use hourglass::model::{is_stale_nan, MatchOp, Matcher, METRIC_NAME};
 use hourglass::sources::redis::RedisScraper;
-use hourglass::sources::{spawn_scrape_loop, SampleBuf, ScrapeConfig, ScrapeCtx, Source};
-use hourglass::store::{Store, StoreConfig};
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hourglass");
 
 fn redis_url() -> String {
     std::env::var("HOURGLASS_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -30,11 +24,8 @@ fn server(test: &str) -> Option<redis::Connection> {
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)));
     match conn {
         Ok(c) => Some(c),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{test}: no Redis at {} under CI: {e}", redis_url())
-        }
         Err(e) => {
-            println!("SKIP {test}: no Redis at {}: {e}", redis_url());
+            skip_unless_ci(test, &format!("no Redis at {}", redis_url()), e);
             None
         }
     }
@@ -104,39 +95,8 @@ fn source(fields: &str) -> RedisSource {
     cfg.sources.redis.remove(0)
 }
 
-fn ctx() -> ScrapeCtx {
-    ScrapeCtx {
-        timestamp_ms: 0,
-        timeout: Duration::from_secs(3),
-    }
-}
-
-type Samples = Vec<(String, Vec<(String, String)>, f64)>;
-
 async fn scrape(s: &mut RedisScraper) -> (Result<(), String>, Samples) {
-    let mut buf = SampleBuf::new();
-    let r = s.scrape(ctx(), &mut buf).await.map_err(|e| e.to_string());
-    let samples = buf
-        .iter()
-        .map(|x| {
-            let labels = x
-                .labels()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            (x.name().to_owned(), labels, x.value)
-        })
-        .collect();
-    (r, samples)
-}
-
-fn get(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples.iter().find_map(|(n, l, v)| {
-        let matches = n == name
-            && labels
-                .iter()
-                .all(|(k, want)| l.iter().any(|(lk, lv)| lk == k && lv == want));
-        matches.then_some(*v)
-    })
+    common::sources::scrape(s, Duration::from_secs(3)).await
 }
 
 #[tokio::test]
@@ -299,30 +259,6 @@ async fn info_metrics_and_hit_counters_move() {
     assert!(delta("redis_commands_processed_total") >= 6.0, "{after:?}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(1)
-}
-
-/// Values of the series `name{instance=...}` in `store`, oldest first, with
-/// staleness markers as None.
-fn stored(store: &Store, name: &str, instance: &str) -> Vec<Option<f64>> {
-    let set = store.select(
-        &[
-            Matcher::new(MatchOp::Equal, METRIC_NAME, name),
-            Matcher::new(MatchOp::Equal, "instance", instance),
-        ],
-        i64::MIN,
-        i64::MAX,
-    );
-    (0..set.series.len())
-        .flat_map(|i| set.values(i).to_vec())
-        .map(|v| (!is_stale_nan(v)).then_some(v))
-        .collect()
-}
-
 #[tokio::test]
 async fn unreachable_server_gives_redis_up_0_and_up_0_and_the_loop_goes_on() {
     let secret = "s3cr3t-bad-port";
@@ -345,25 +281,7 @@ async fn unreachable_server_gives_redis_up_0_and_up_0_and_the_loop_goes_on() {
     assert_eq!(get(&got, "redis_up", &[]), Some(0.0));
 
     // In the scrape loop: redis_up 0 is stored, up is 0, and it goes on.
-    let store = Arc::new(Store::new(StoreConfig::default()));
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let sc = ScrapeConfig::new(
-        "redis",
-        "down",
-        Duration::from_millis(200),
-        Duration::from_millis(150),
-    );
-    let (task, stats) = spawn_scrape_loop(RedisScraper::new(&cfg), store.clone(), sc, rx);
-    let start = Instant::now();
-    while stats.snapshot().scrapes_total < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the loop stalled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = tx.send(true);
-    let _ = task.await;
+    let (store, stats) = scrape_three_times(RedisScraper::new(&cfg), "redis").await;
     let redis_up = stored(&store, "redis_up", "down");
     let up = stored(&store, "up", "down");
     assert!(redis_up.len() >= 3, "{redis_up:?}");
@@ -504,79 +422,6 @@ async fn password_file_wins_and_passwords_never_show() {
 // The real binary: a good and an unreachable Redis side by side, read back
 // through the HTTP API, the bundled Redis rules evaluated over them.
 
-struct Agent {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn start_agent(config: &str) -> Agent {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
-    let path: PathBuf = dir.path().join("hourglass.yml");
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap_or_else(|e| panic!("{e}"));
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("HOURGLASS_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    Agent {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    }
-}
-
-/// The value of the one series `q` returns, once it returns one.
-fn query_value(agent: &Agent, q: &str) -> Option<f64> {
-    let url = format!(
-        "{}/api/v1/query?query={}",
-        agent.base,
-        url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
-    );
-    let v: Value = http().get(url).send().ok()?.json().ok()?;
-    let result = v["data"]["result"].as_array()?;
-    if result.len() != 1 {
-        return None;
-    }
-    result[0]["value"][1].as_str()?.parse().ok()
-}
-
-fn wait_for(agent: &Agent, q: &str, want: impl Fn(f64) -> bool) -> f64 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = query_value(agent, q).filter(|v| want(*v)) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{q} never matched (last {:?}); log:\n{}",
-            query_value(agent, q),
-            std::fs::read_to_string(agent.dir.path().join("agent.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn agent_reports_queues_and_a_down_redis() {
     let Some(conn) = server("agent_reports_queues_and_a_down_redis") else {
@@ -589,45 +434,43 @@ fn agent_reports_queues_and_a_down_redis() {
         let _: String = k.cmd(&["XADD", &stream, "*", "n", &i.to_string()]);
     }
     let secret = "agent-s3cret";
-    let agent = start_agent(&format!(
-        "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\n\
+    let agent = Agent::start_with(
+        &format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\n\
          sources:\n  host: {{enabled: false}}\n  redis:\n\
          \x20   - {{name: cache, url: {:?}, queues: [{list:?}, {:?}]}}\n\
          \x20   - {{name: gone, url: \"redis://:{secret}@127.0.0.1:{}\"}}\n",
-        redis_url(),
-        k.key("stream:*"),
-        free_port()
-    ));
+            redis_url(),
+            k.key("stream:*"),
+            free_port()
+        ),
+        &[],
+        "debug",
+    );
     let len = |key: &str, ty: &str| {
         format!(
             "redis_queue_length{{job=\"redis\",instance=\"cache\",key=\"{key}\",type=\"{ty}\"}}"
         )
     };
-    assert_eq!(wait_for(&agent, &len(&list, "list"), |v| v == 5.0), 5.0);
-    assert_eq!(wait_for(&agent, &len(&stream, "stream"), |v| v == 2.0), 2.0);
-    wait_for(&agent, "redis_up{instance=\"cache\"}", |v| v == 1.0);
-    wait_for(&agent, "up{job=\"redis\",instance=\"cache\"}", |v| v == 1.0);
-    wait_for(&agent, "redis_up{instance=\"gone\"}", |v| v == 0.0);
-    wait_for(&agent, "up{job=\"redis\",instance=\"gone\"}", |v| v == 0.0);
+    assert_eq!(agent.wait_for(&len(&list, "list"), |v| v == 5.0), 5.0);
+    assert_eq!(agent.wait_for(&len(&stream, "stream"), |v| v == 2.0), 2.0);
+    agent.wait_for("redis_up{instance=\"cache\"}", |v| v == 1.0);
+    agent.wait_for("up{job=\"redis\",instance=\"cache\"}", |v| v == 1.0);
+    agent.wait_for("redis_up{instance=\"gone\"}", |v| v == 0.0);
+    agent.wait_for("up{job=\"redis\",instance=\"gone\"}", |v| v == 0.0);
     // The bundled rules find the names they use.
-    wait_for(
-        &agent,
-        "instance:redis_clients:ratio{instance=\"cache\"}",
-        |v| v > 0.0 && v < 1.0,
-    );
+    agent.wait_for("instance:redis_clients:ratio{instance=\"cache\"}", |v| {
+        v > 0.0 && v < 1.0
+    });
     // A consumer takes two items; the next scrapes see it.
     let _: Vec<String> = k.cmd(&["LPOP", &list, "2"]);
-    wait_for(&agent, &len(&list, "list"), |v| v == 3.0);
-    let log = std::fs::read_to_string(agent.dir.path().join("agent.log")).unwrap_or_default();
+    agent.wait_for(&len(&list, "list"), |v| v == 3.0);
+    let log = agent.log();
     assert!(log.contains("gone"), "the failure is logged: {log}");
     assert!(!log.contains(secret), "{log}");
 
     // `check config` prints the targets without the password.
-    let out = Command::new(BIN)
-        .args(["check", "config"])
-        .arg(agent.dir.path().join("hourglass.yml"))
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = check_config(agent.path("hourglass.yml"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
