@@ -48,23 +48,31 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, Vec<RuleFileEr
     let mut set = RuleSet::default();
     let mut errors = Vec::new();
     for p in paths {
-        let name = p.as_ref().display().to_string();
-        match std::fs::read_to_string(p.as_ref()) {
-            Ok(text) => match parse_rule_file(&text, &name) {
+        match read_rule_file(p.as_ref()) {
+            Ok((name, text)) => match parse_rule_file(&text, &name) {
                 Ok(groups) => set.groups.extend(groups),
                 Err(e) => errors.extend(e),
             },
-            Err(e) => errors.push(RuleFileError {
-                file: name,
-                line: 0,
-                message: format!("cannot read rule file: {e}"),
-            }),
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
         Ok(set)
     } else {
         Err(errors)
+    }
+}
+
+/// Reads one rule file: its name (the path as given) and text.
+pub fn read_rule_file(path: &Path) -> Result<(String, String), RuleFileError> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => Err(RuleFileError {
+            file: name,
+            line: 0,
+            message: format!("cannot read rule file: {e}"),
+        }),
     }
 }
 

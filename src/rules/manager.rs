@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::alert::{AlertEvent, AlertEventKind};
-use super::file::{parse_rule_file, RuleFileError};
+use super::file::{parse_rule_file, read_rule_file, RuleFileError};
 use super::group::{
     eval_group, eval_timestamp, group_offset_ms, missed_iterations, EvalContext, GroupState,
 };
@@ -571,14 +571,9 @@ pub fn load(source: &RuleSource) -> Result<(RuleSet, u64), Vec<RuleFileError>> {
             let mut out = Vec::new();
             let mut errors = Vec::new();
             for path in expand_globs(patterns, base, &mut errors) {
-                let name = path.display().to_string();
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => out.push((name, text)),
-                    Err(e) => errors.push(RuleFileError {
-                        file: name,
-                        line: 0,
-                        message: format!("cannot read rule file: {e}"),
-                    }),
+                match read_rule_file(&path) {
+                    Ok(file) => out.push(file),
+                    Err(e) => errors.push(e),
                 }
             }
             if !errors.is_empty() {

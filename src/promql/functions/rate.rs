@@ -88,21 +88,19 @@ struct Extrapolated {
     series_vals: Vec<f64>,
 }
 
-impl WindowFn for Extrapolated {
-    fn begin_series_unless_stale(&mut self, ts: &[i64], vals: &[f64]) -> bool {
-        if !self.counter {
-            if super::has_stale(vals) {
-                return true;
-            }
-            self.begin_series(ts, vals);
-            return false;
-        }
-        // The reset scan of `begin_series`, looking for staleness markers
-        // in the same pass (a marker is NaN, so never a reset).
+impl Extrapolated {
+    /// Finds the counter resets of `vals` (indices `m` with
+    /// `vals[m] < vals[m - 1]`). With `stop_at_stale`, looks for staleness
+    /// markers in the same pass and returns true at the first one, leaving
+    /// the resets unfinished (a marker is NaN, so never a reset).
+    fn scan(&mut self, vals: &[f64], stop_at_stale: bool) -> bool {
         self.resets.clear();
-        if vals.first().is_some_and(|v| v.to_bits() == STALE_NAN_BITS) {
+        let is_stale = |v: &f64| v.to_bits() == STALE_NAN_BITS;
+        if stop_at_stale && vals.first().is_some_and(is_stale) {
             return true;
         }
+        // Resets are rare: find the chunks holding one with a loop the
+        // compiler vectorizes, then locate them.
         const CHUNK: usize = 32;
         let mut from = 1;
         while from < vals.len() {
@@ -110,9 +108,9 @@ impl WindowFn for Extrapolated {
             let (reset, stale) = vals[from - 1..to]
                 .windows(2)
                 .fold((false, false), |(r, st), p| {
-                    (r | (p[1] < p[0]), st | (p[1].to_bits() == STALE_NAN_BITS))
+                    (r | (p[1] < p[0]), st | is_stale(&p[1]))
                 });
-            if stale {
+            if stop_at_stale && stale {
                 return true;
             }
             if reset {
@@ -127,29 +125,24 @@ impl WindowFn for Extrapolated {
         }
         false
     }
+}
+
+impl WindowFn for Extrapolated {
+    fn begin_series_unless_stale(&mut self, ts: &[i64], vals: &[f64]) -> bool {
+        if !self.counter {
+            if super::has_stale(vals) {
+                return true;
+            }
+            self.begin_series(ts, vals);
+            return false;
+        }
+        self.scan(vals, true)
+    }
 
     fn begin_series(&mut self, _ts: &[i64], vals: &[f64]) {
         self.resets.clear();
         if self.counter {
-            // Resets are rare: find the chunks holding one with a loop the
-            // compiler vectorizes, then locate them.
-            const CHUNK: usize = 32;
-            let mut from = 1;
-            while from < vals.len() {
-                let to = (from + CHUNK).min(vals.len());
-                let any = vals[from - 1..to]
-                    .windows(2)
-                    .fold(false, |acc, p| acc | (p[1] < p[0]));
-                if any {
-                    self.resets
-                        .extend((from..to).filter(|&m| vals[m] < vals[m - 1]));
-                }
-                from = to;
-            }
-            self.series_vals.clear();
-            if !self.resets.is_empty() {
-                self.series_vals.extend_from_slice(vals);
-            }
+            self.scan(vals, false);
         }
     }
 
